@@ -1,0 +1,38 @@
+"""Start-up: open the store, index the library (rendering demo clips into an empty one), launch."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+log = logging.getLogger("ghostprobe")
+
+
+def prepare(ctx, demo: bool = True):
+    from webapp.library import Library
+    from webapp.state import AppState
+
+    lib = Library(ctx.config, ctx.store)
+    if demo:
+        made = lib.ensure_demo_clips()
+        if made:
+            log.info("rendered %d demo clips into %s", len(made), ctx.config.demo_dir)
+    res = lib.scan()
+    for path, reason in res.failed.items():
+        log.warning("not indexed: %s", reason)
+    return AppState(config=ctx.config, store=ctx.store, library=lib)
+
+
+def serve(ctx, host: str | None = None, port: int | None = None, demo: bool = True) -> None:
+    from webapp.app import build_app, launch_kwargs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state = prepare(ctx, demo=demo)
+    app = build_app(state)
+    host = host or os.environ.get("GHOSTPROBE_HOST") or ("0.0.0.0" if ctx.config.on_spaces else "127.0.0.1")
+    port = port or int(os.environ.get("GHOSTPROBE_PORT", "7860"))
+    log.info("GhostProbe Studio on http://%s:%d (db %s)", host, port, ctx.config.db_path)
+    sys.stdout.flush()
+    app.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, show_error=False,
+                                                   **launch_kwargs(state))
