@@ -1,0 +1,429 @@
+"""Accuracy metrics with their confidence intervals, computed from stored predictions and labels.
+
+Rules (DESIGN.md, "the one rule above all"):
+
+- Every figure names its label set and its count ``n``; every proportion carries a 95% Wilson
+  score interval (``<metric>_ci: [lo, hi]``). Undefined figures (0/0) are ``None``, never 0.
+- An unparsed or errored answer is never a "no". Two policies, both always reported:
+  ``counted_wrong`` (the default: an unparsed/errored answer on a positive video is a false
+  negative, on a negative video a false positive) and ``excluded`` (left out of the matrix).
+- Intervals for figures that are not plain proportions: balanced accuracy uses MOVER (Zou & Donner
+  2008) over the Wilson intervals of recall and specificity; F1 maps the Wilson interval of the
+  Jaccard index J = TP/(TP+FP+FN) through F1 = 2J/(1+J); AUROC uses the Hanley–McNeil (1982)
+  standard error, clipped to [0, 1].
+- AUROC scores the probability of ghost probing: ``confidence`` when the verdict says yes,
+  ``1 - confidence`` when it says no; only parsed answers that carry a confidence are scored.
+- Latency percentiles (linear interpolation) cover parsed and unparsed answers with a measured
+  latency; errors are left out. A cached answer carries the latency of the call that produced it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from reports.runs import RunError, get_run, video_key
+from reports.store import Store
+
+Z95 = 1.959963984540054
+POLICIES = ("counted_wrong", "excluded")
+CI_METHOD = {
+    "proportions": "Wilson score 95%",
+    "balanced_accuracy": "MOVER over Wilson intervals of recall and specificity",
+    "f1": "Wilson interval of J=TP/(TP+FP+FN) mapped by F1=2J/(1+J)",
+    "auroc": "Hanley-McNeil standard error, normal 95%, clipped to [0, 1]",
+}
+
+
+# -- elementary statistics -------------------------------------------------------------------------
+def ratio(k: float, n: float) -> float | None:
+    return None if not n else k / n
+
+
+def wilson(k: int, n: int, z: float = Z95) -> list[float] | None:
+    """Wilson score interval for k successes out of n; None when n == 0."""
+    if not n:
+        return None
+    p = k / n
+    z2 = z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact at the boundaries, no rounding residue
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return [lo, hi]
+
+
+def mover_mean(p1: float | None, ci1: Sequence[float] | None, p2: float | None,
+               ci2: Sequence[float] | None) -> list[float] | None:
+    """95% interval of (p1 + p2) / 2 from the two proportions' intervals (MOVER)."""
+    if p1 is None or p2 is None or ci1 is None or ci2 is None:
+        return None
+    theta = (p1 + p2) / 2
+    lo = theta - math.sqrt((p1 - ci1[0]) ** 2 + (p2 - ci2[0]) ** 2) / 2
+    hi = theta + math.sqrt((ci1[1] - p1) ** 2 + (ci2[1] - p2) ** 2) / 2
+    return [max(0.0, lo), min(1.0, hi)]
+
+
+def f1_interval(tp: int, fp: int, fn: int) -> list[float] | None:
+    n = tp + fp + fn
+    ci = wilson(tp, n)
+    if ci is None:
+        return None
+    return [2 * ci[0] / (1 + ci[0]), 2 * ci[1] / (1 + ci[1])]
+
+
+def binary_metrics(tp: int, fp: int, tn: int, fn: int) -> dict[str, Any]:
+    """Every confusion-matrix figure with its 95% interval; 0/0 → None."""
+    tp, fp, tn, fn = int(tp), int(fp), int(tn), int(fn)
+    n = tp + fp + tn + fn
+    out: dict[str, Any] = {"n": n, "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+                           "positives": tp + fn, "negatives": tn + fp}
+    for name, k, d in (("accuracy", tp + tn, n), ("precision", tp, tp + fp), ("recall", tp, tp + fn),
+                       ("specificity", tn, tn + fp), ("fpr", fp, fp + tn), ("fnr", fn, fn + tp)):
+        out[name] = ratio(k, d)
+        out[name + "_ci"] = wilson(k, d)
+    out["f1"] = ratio(2 * tp, 2 * tp + fp + fn)
+    out["f1_ci"] = f1_interval(tp, fp, fn)
+    rec, spec = out["recall"], out["specificity"]
+    out["balanced_accuracy"] = None if rec is None or spec is None else (rec + spec) / 2
+    out["balanced_accuracy_ci"] = mover_mean(rec, out["recall_ci"], spec, out["specificity_ci"])
+    return out
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value (binomial test of b vs c at p = 0.5); 1.0 when b + c == 0."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    # P(X <= k) for X ~ Binomial(n, 1/2), exact in integers
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """Area under the ROC curve (Mann–Whitney U with mid-ranks for ties); None without both classes."""
+    y = np.asarray(labels, dtype=bool)
+    s = np.asarray(scores, dtype=float)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return None
+    from scipy.stats import rankdata
+
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def auroc_interval(auc: float | None, n_pos: int, n_neg: int) -> list[float] | None:
+    if auc is None or not n_pos or not n_neg:
+        return None
+    q1 = auc / (2 - auc)
+    q2 = 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+    se = math.sqrt(max(var, 0.0))
+    return [max(0.0, auc - Z95 * se), min(1.0, auc + Z95 * se)]
+
+
+def ghost_score(ghost_probing: bool | None, confidence: float | None) -> float | None:
+    """Probability of ghost probing implied by a verdict and its confidence."""
+    if ghost_probing is None or confidence is None:
+        return None
+    c = min(1.0, max(0.0, float(confidence)))
+    return c if ghost_probing else 1.0 - c
+
+
+def percentiles(values: Iterable[float | None]) -> dict[str, Any]:
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return {"p50": None, "p95": None, "mean": None, "n": 0}
+    return {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)),
+            "mean": float(v.mean()), "n": int(v.size)}
+
+
+def onset_error(pairs: Iterable[tuple[float | None, float | None]]) -> dict[str, Any]:
+    """(label onset, predicted onset) pairs → median |Δt|, share within 1 s with interval, n."""
+    d = np.asarray([abs(p - t) for t, p in pairs if t is not None and p is not None], dtype=float)
+    n = int(d.size)
+    if n == 0:
+        return {"median_abs_s": None, "within_1s": None, "within_1s_ci": None, "n": 0}
+    k = int((d <= 1.0).sum())
+    return {"median_abs_s": float(np.median(d)), "within_1s": k / n, "within_1s_ci": wilson(k, n), "n": n}
+
+
+# -- counting --------------------------------------------------------------------------------------
+def _is_valid(status: str | None, prediction: bool | None) -> bool:
+    return status == "ok" and prediction is not None
+
+
+def counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Base counts from rows {label, prediction, status}: matrix of parsed answers plus the rest."""
+    c = dict(tp=0, fp=0, tn=0, fn=0, bad_pos=0, bad_neg=0, unparsed=0, errors=0, unlabelled=0)
+    for r in rows:
+        label, pred, status = r.get("label"), r.get("prediction"), r.get("status")
+        if label is None:
+            c["unlabelled"] += 1
+            continue
+        if _is_valid(status, pred):
+            key = ("tp" if pred else "fn") if label else ("fp" if pred else "tn")
+            c[key] += 1
+        else:
+            c["bad_pos" if label else "bad_neg"] += 1
+            c["errors" if status == "error" else "unparsed"] += 1
+    return c
+
+
+def policy_matrix(c: dict[str, int], policy: str) -> tuple[int, int, int, int]:
+    if policy == "counted_wrong":
+        return c["tp"], c["fp"] + c["bad_neg"], c["tn"], c["fn"] + c["bad_pos"]
+    if policy == "excluded":
+        return c["tp"], c["fp"], c["tn"], c["fn"]
+    raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
+
+
+def metrics_from_counts(c: dict[str, int], policy: str = "counted_wrong") -> dict[str, Any]:
+    """Top-level figures under ``policy`` plus ``metrics_both_ways``."""
+    both = {p: binary_metrics(*policy_matrix(c, p)) for p in POLICIES}
+    out = dict(both[policy])
+    out.update(policy=policy, unparsed=c["unparsed"], errors=c["errors"], unlabelled=c["unlabelled"],
+               metrics_both_ways=both)
+    return out
+
+
+def evaluate(rows: Sequence[dict[str, Any]], policy: str = "counted_wrong") -> dict[str, Any]:
+    """Metrics from in-memory rows {label, prediction, status, confidence[, label_onset_s, onset_s, latency_s]}."""
+    rows = list(rows)
+    out = metrics_from_counts(counts(rows), policy)
+    scored = [(bool(r["label"]), ghost_score(r.get("prediction"), r.get("confidence"))) for r in rows
+              if r.get("label") is not None and _is_valid(r.get("status"), r.get("prediction"))]
+    scored = [(y, s) for y, s in scored if s is not None]
+    out.update(_auroc_block([y for y, _ in scored], [s for _, s in scored]))
+    out["onset"] = onset_error((r.get("label_onset_s"), r.get("onset_s")) for r in rows
+                               if r.get("label") and r.get("prediction") and _is_valid(r.get("status"), r.get("prediction")))
+    out["latency_s"] = percentiles(r.get("latency_s") for r in rows if r.get("status") != "error")
+    return out
+
+
+def _auroc_block(y: Sequence[bool], s: Sequence[float]) -> dict[str, Any]:
+    n_pos = sum(1 for v in y if v)
+    n_neg = len(y) - n_pos
+    auc = auroc(y, s) if y else None
+    return {"auroc": auc, "auroc_ci": auroc_interval(auc, n_pos, n_neg), "auroc_n": len(y)}
+
+
+# -- from the store --------------------------------------------------------------------------------
+_COUNTS_SQL = """
+    count(*) AS predictions,
+    count(*) FILTER (WHERE l.video_id IS NULL) AS unlabelled,
+    count(*) FILTER (WHERE l.ghost_probing AND p.status = 'ok' AND p.ghost_probing) AS tp,
+    count(*) FILTER (WHERE l.ghost_probing AND p.status = 'ok' AND NOT p.ghost_probing) AS fn,
+    count(*) FILTER (WHERE NOT l.ghost_probing AND p.status = 'ok' AND p.ghost_probing) AS fp,
+    count(*) FILTER (WHERE NOT l.ghost_probing AND p.status = 'ok' AND NOT p.ghost_probing) AS tn,
+    count(*) FILTER (WHERE l.ghost_probing AND (p.status <> 'ok' OR p.ghost_probing IS NULL)) AS bad_pos,
+    count(*) FILTER (WHERE NOT l.ghost_probing AND (p.status <> 'ok' OR p.ghost_probing IS NULL)) AS bad_neg,
+    count(*) FILTER (WHERE l.video_id IS NOT NULL AND p.status = 'error') AS errors,
+    count(*) FILTER (WHERE l.video_id IS NOT NULL AND p.status <> 'error'
+                     AND (p.status <> 'ok' OR p.ghost_probing IS NULL)) AS unparsed,
+    count(*) FILTER (WHERE p.cached) AS cached,
+    quantile_cont(p.latency_s, 0.5) FILTER (WHERE p.status <> 'error') AS latency_p50,
+    quantile_cont(p.latency_s, 0.95) FILTER (WHERE p.status <> 'error') AS latency_p95,
+    avg(p.latency_s) FILTER (WHERE p.status <> 'error') AS latency_mean,
+    count(p.latency_s) FILTER (WHERE p.status <> 'error') AS latency_n
+"""
+
+_RUN_COLS = ("run_id", "name", "engine", "model", "revision", "prompt_id", "prompt_version", "prompt_hash",
+             "label_set", "status", "location", "instances", "created_at", "finished_at")
+
+
+def _label_set_sizes(store: Store) -> dict[str, int]:
+    return {r["label_set"]: r["n"] for r in store.query("SELECT label_set, count(*) AS n FROM labels GROUP BY 1")}
+
+
+def _assemble(run: dict[str, Any], agg: dict[str, Any], policy: str, set_sizes: dict[str, int]) -> dict[str, Any]:
+    c = {k: int(agg.get(k) or 0) for k in ("tp", "fp", "tn", "fn", "bad_pos", "bad_neg", "unparsed", "errors",
+                                            "unlabelled")}
+    out: dict[str, Any] = {k: run.get(k) for k in _RUN_COLS}
+    out.update(metrics_from_counts(c, policy))
+    labelled = int(agg.get("predictions") or 0) - c["unlabelled"]
+    size = set_sizes.get(run.get("label_set")) if run.get("label_set") else None
+    out["predictions"] = int(agg.get("predictions") or 0)
+    out["cached"] = int(agg.get("cached") or 0)
+    out["label_set_size"] = size
+    out["missing"] = None if size is None else max(0, size - labelled)  # labelled videos not (yet) predicted
+    out["latency_s"] = {"p50": agg.get("latency_p50"), "p95": agg.get("latency_p95"),
+                        "mean": agg.get("latency_mean"), "n": int(agg.get("latency_n") or 0)}
+    out["ci_method"] = CI_METHOD
+    if not run.get("label_set"):
+        out["note"] = "This run has no label set, so nothing can be scored."
+    return out
+
+
+def run_metrics(store: Store, run_id: str, policy: str = "counted_wrong") -> dict[str, Any]:
+    """Metrics of one run (id or name) against its label set, with intervals, both policies, AUROC,
+    onset error and latency percentiles."""
+    if policy not in POLICIES:
+        raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
+    run = get_run(store, run_id)
+    rid = run["run_id"]
+    agg = store.query(
+        f"""SELECT {_COUNTS_SQL} FROM predictions p
+            LEFT JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
+            WHERE p.run_id = ?""", [run.get("label_set"), rid])[0]
+    sizes = {run["label_set"]: int(store.scalar("SELECT count(*) FROM labels WHERE label_set = ?",
+                                                [run["label_set"]]) or 0)} if run.get("label_set") else {}
+    out = _assemble(run, agg, policy, sizes)
+    scored = store.cursor().execute(
+        """SELECT l.ghost_probing, p.ghost_probing, p.confidence, l.onset_s, p.onset_s
+           FROM predictions p JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
+           WHERE p.run_id = ? AND p.status = 'ok' AND p.ghost_probing IS NOT NULL
+             AND (p.confidence IS NOT NULL OR (l.ghost_probing AND p.ghost_probing))""",
+        [run.get("label_set"), rid]).fetchall()
+    ys, ss, pairs = [], [], []
+    for lab, pred, conf, lon, pon in scored:
+        s = ghost_score(pred, conf)
+        if s is not None:
+            ys.append(bool(lab))
+            ss.append(s)
+        if lab and pred:
+            pairs.append((lon, pon))
+    out.update(_auroc_block(ys, ss))
+    out["onset"] = onset_error(pairs)
+    return out
+
+
+def runs_overview(store: Store, run_ids: Sequence[str] | None = None,
+                  policy: str = "counted_wrong") -> list[dict[str, Any]]:
+    """Every run (or the given ones) with its matrix, figures and intervals: one SQL aggregate."""
+    if policy not in POLICIES:
+        raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
+    where, params = "", []
+    if run_ids is not None:
+        if not run_ids:
+            return []
+        where = f"WHERE r.run_id IN ({', '.join('?' * len(run_ids))})"
+        params = list(run_ids)
+    aggs = store.query(
+        f"""SELECT p.run_id, {_COUNTS_SQL}
+            FROM predictions p JOIN runs r USING (run_id)
+            LEFT JOIN labels l ON l.label_set = r.label_set AND l.video_id = p.video_id
+            {where.replace('r.run_id', 'p.run_id')} GROUP BY p.run_id""", params)
+    by_run = {a["run_id"]: a for a in aggs}
+    runs = store.query(f"SELECT {', '.join(_RUN_COLS)} FROM runs r {where} ORDER BY created_at DESC, run_id DESC",
+                       params)
+    sizes = _label_set_sizes(store)
+    return [_assemble(r, by_run.get(r["run_id"], {}), policy, sizes) for r in runs]
+
+
+def by_prompt_version(store: Store, label_set: str | None = None, policy: str = "counted_wrong",
+                      overview: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per (prompt id, version, engine, model, label set) cell: the cell's latest finished run.
+
+    Runs are not pooled: repeated runs of one cell score the same videos, so pooling them would
+    shrink the interval without new evidence. ``runs_in_cell`` says how many runs the cell holds.
+    """
+    rows = overview if overview is not None else runs_overview(store, policy=policy)
+    cells: dict[tuple, dict[str, Any]] = {}
+    counts_: dict[tuple, int] = {}
+    for r in sorted(rows, key=lambda r: (str(r.get("created_at")), r["run_id"])):
+        if r.get("status") not in ("done", "imported"):
+            continue
+        if label_set is not None and r.get("label_set") != label_set:
+            continue
+        key = (r.get("prompt_id"), r.get("prompt_version"), r.get("engine"), r.get("model"), r.get("label_set"))
+        cells[key] = r
+        counts_[key] = counts_.get(key, 0) + 1
+    out = []
+    for key, r in cells.items():
+        row = dict(r)
+        row["runs_in_cell"] = counts_[key]
+        row["cell"] = f"{key[0] or '-'}@{key[1] or '-'} · {key[2]}" + (f" · {key[3]}" if key[3] else "")
+        out.append(row)
+    return sorted(out, key=lambda r: (str(r.get("label_set")), str(r.get("prompt_id")), str(r.get("prompt_version")),
+                                      str(r.get("engine")), str(r.get("model"))))
+
+
+def latency_by_engine(store: Store, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Latency quartiles, fences and p95 per engine/model (for box plots without shipping raw rows)."""
+    where, params = "", []
+    if run_ids is not None:
+        if not run_ids:
+            return []
+        where = f"AND p.run_id IN ({', '.join('?' * len(run_ids))})"
+        params = list(run_ids)
+    return store.query(
+        f"""SELECT r.engine, r.model, count(*) AS n,
+                   min(p.latency_s) AS min, quantile_cont(p.latency_s, 0.25) AS q1,
+                   quantile_cont(p.latency_s, 0.5) AS p50, quantile_cont(p.latency_s, 0.75) AS q3,
+                   quantile_cont(p.latency_s, 0.95) AS p95, max(p.latency_s) AS max, avg(p.latency_s) AS mean
+            FROM predictions p JOIN runs r USING (run_id)
+            WHERE p.status <> 'error' AND p.latency_s IS NOT NULL {where}
+            GROUP BY ALL ORDER BY r.engine, r.model""", params)
+
+
+# -- comparing two runs ----------------------------------------------------------------------------
+def _correctness(store: Store, run_id: str, label_set: str, policy: str) -> dict[str, tuple[str, bool | None]]:
+    """video_key → (video_id, correct or None when excluded by the policy)."""
+    rows = store.query(
+        """SELECT p.video_id, p.status, p.ghost_probing AS pred, l.ghost_probing AS label
+           FROM predictions p JOIN labels l ON l.label_set = ? AND (l.video_id = p.video_id)
+           WHERE p.run_id = ?""", [label_set, run_id])
+    if not rows:  # spelled differently: match by key in Python (small sets only)
+        lab = {video_key(r["video_id"]): r["ghost_probing"] for r in
+               store.query("SELECT video_id, ghost_probing FROM labels WHERE label_set = ?", [label_set])}
+        rows = []
+        for p in store.query("SELECT video_id, status, ghost_probing AS pred FROM predictions WHERE run_id = ?",
+                             [run_id]):
+            k = video_key(p["video_id"])
+            if k in lab:
+                rows.append({**p, "label": lab[k]})
+    out: dict[str, tuple[str, bool | None]] = {}
+    for r in rows:
+        valid = _is_valid(r["status"], r["pred"])
+        if valid:
+            correct: bool | None = bool(r["pred"]) == bool(r["label"])
+        else:
+            correct = False if policy == "counted_wrong" else None
+        out[video_key(r["video_id"])] = (r["video_id"], correct)
+    return out
+
+
+def compare_runs(store: Store, run_a: str, run_b: str, policy: str = "counted_wrong",
+                 label_set: str | None = None) -> dict[str, Any]:
+    """Both runs' metrics, and McNemar's exact test on the labelled videos they share."""
+    if policy not in POLICIES:
+        raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
+    a, b = get_run(store, run_a), get_run(store, run_b)
+    if a["run_id"] == b["run_id"]:
+        raise RunError("Compare two different runs.")
+    ls = label_set or a.get("label_set") or b.get("label_set")
+    if not ls:
+        raise RunError("Neither run has a label set, so there is nothing to compare against.")
+    ca, cb = _correctness(store, a["run_id"], ls, policy), _correctness(store, b["run_id"], ls, policy)
+    shared = sorted(k for k in set(ca) & set(cb) if ca[k][1] is not None and cb[k][1] is not None)
+    both_right = sum(1 for k in shared if ca[k][1] and cb[k][1])
+    both_wrong = sum(1 for k in shared if not ca[k][1] and not cb[k][1])
+    r2w = [ca[k][0] for k in shared if ca[k][1] and not cb[k][1]]
+    w2r = [ca[k][0] for k in shared if not ca[k][1] and cb[k][1]]
+    n = len(shared)
+    acc_a = sum(1 for k in shared if ca[k][1])
+    acc_b = sum(1 for k in shared if cb[k][1])
+    return {
+        "label_set": ls,
+        "policy": policy,
+        "label_sets_differ": a.get("label_set") != b.get("label_set"),
+        "a": run_metrics(store, a["run_id"], policy),
+        "b": run_metrics(store, b["run_id"], policy),
+        "shared": {
+            "n": n,
+            "a_accuracy": ratio(acc_a, n), "a_accuracy_ci": wilson(acc_a, n),
+            "b_accuracy": ratio(acc_b, n), "b_accuracy_ci": wilson(acc_b, n),
+            "both_right": both_right, "both_wrong": both_wrong,
+            "a_right_b_wrong": len(r2w), "a_wrong_b_right": len(w2r),
+        },
+        "mcnemar_p": mcnemar_exact(len(r2w), len(w2r)) if n else None,
+        "mcnemar_method": "exact two-sided binomial test on discordant pairs",
+        "flipped": {"right_to_wrong": r2w, "wrong_to_right": w2r},
+    }

@@ -1,0 +1,255 @@
+"""Metrics: hand-checked statistics, scikit-learn agreement, policies, and figures from the store."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engines.types import Verdict
+from reports import metrics as M
+from reports.runs import add_prediction, create_run, finish_run
+
+
+# -- hand-checked statistics -------------------------------------------------------------------------
+def test_wilson_hand_checked():
+    lo, hi = M.wilson(8, 10)
+    assert (round(lo, 3), round(hi, 3)) == (0.490, 0.943)
+    lo, hi = M.wilson(0, 10)  # never a degenerate [0, 0]
+    assert lo == 0.0 and round(hi, 3) == 0.278
+    lo, hi = M.wilson(10, 10)
+    assert round(lo, 3) == 0.722 and hi == 1.0
+    lo, hi = M.wilson(9, 12)  # 75%, n=12: the seed's band question
+    assert (round(lo, 3), round(hi, 3)) == (0.468, 0.911)
+    assert M.wilson(0, 0) is None
+
+
+def test_mcnemar_exact_hand_checked():
+    assert M.mcnemar_exact(1, 6) == pytest.approx(0.125)
+    assert M.mcnemar_exact(6, 1) == pytest.approx(0.125)
+    assert M.mcnemar_exact(0, 0) == 1.0
+    assert M.mcnemar_exact(3, 3) == 1.0
+    assert M.mcnemar_exact(0, 5) == pytest.approx(2 / 32)
+    # b=2, c=10: 2 * (1 + 12 + 66) / 4096
+    assert M.mcnemar_exact(2, 10) == pytest.approx(2 * 79 / 4096)
+
+
+def test_mcnemar_matches_scipy_binomtest():
+    from scipy.stats import binomtest
+
+    for b in range(0, 15):
+        for c in range(0, 15):
+            if b + c:
+                assert M.mcnemar_exact(b, c) == pytest.approx(binomtest(b, b + c, 0.5).pvalue, rel=1e-9)
+
+
+def test_undefined_is_none_not_zero():
+    m = M.binary_metrics(0, 0, 5, 0)  # no positives at all, no positive predictions
+    assert m["recall"] is None and m["recall_ci"] is None
+    assert m["precision"] is None and m["f1"] is None and m["balanced_accuracy"] is None
+    assert m["specificity"] == 1.0 and m["accuracy"] == 1.0
+    empty = M.binary_metrics(0, 0, 0, 0)
+    assert all(empty[k] is None for k in ("accuracy", "precision", "recall", "specificity", "f1", "fpr", "fnr"))
+
+
+def test_interval_helpers_bracket_the_point():
+    m = M.binary_metrics(6, 5, 1, 0)
+    for k in ("accuracy", "precision", "recall", "specificity", "f1", "balanced_accuracy", "fpr"):
+        lo, hi = m[k + "_ci"]
+        assert 0.0 <= lo <= m[k] <= hi <= 1.0, k
+
+
+def test_policies_unparsed_is_never_a_no():
+    rows = [
+        {"label": True, "prediction": True, "status": "ok"},
+        {"label": True, "prediction": None, "status": "unparsed"},
+        {"label": False, "prediction": None, "status": "error"},
+        {"label": False, "prediction": False, "status": "ok"},
+        {"label": None, "prediction": True, "status": "ok"},
+    ]
+    m = M.evaluate(rows, "counted_wrong")
+    assert (m["tp"], m["fn"], m["fp"], m["tn"]) == (1, 1, 1, 1)
+    assert m["n"] == 4 and m["unparsed"] == 1 and m["errors"] == 1 and m["unlabelled"] == 1
+    ex = m["metrics_both_ways"]["excluded"]
+    assert (ex["tp"], ex["fn"], ex["fp"], ex["tn"], ex["n"]) == (1, 0, 0, 1, 2)
+    assert ex["accuracy"] == 1.0 and m["accuracy"] == 0.5
+
+
+def test_onset_and_latency():
+    rows = [
+        {"label": True, "prediction": True, "status": "ok", "label_onset_s": 2.0, "onset_s": 2.5, "latency_s": 1.0},
+        {"label": True, "prediction": True, "status": "ok", "label_onset_s": 6.0, "onset_s": 3.0, "latency_s": 2.0},
+        {"label": True, "prediction": True, "status": "ok", "label_onset_s": 4.0, "onset_s": 4.0, "latency_s": 3.0},
+        {"label": False, "prediction": True, "status": "ok", "label_onset_s": None, "onset_s": 1.0, "latency_s": 4.0},
+        {"label": False, "prediction": None, "status": "error", "latency_s": 99.0},
+    ]
+    m = M.evaluate(rows)
+    assert m["onset"]["n"] == 3 and m["onset"]["median_abs_s"] == 0.5
+    assert m["onset"]["within_1s"] == pytest.approx(2 / 3)
+    assert m["latency_s"]["n"] == 4 and m["latency_s"]["p50"] == 2.5
+    assert m["latency_s"]["p95"] == pytest.approx(np.percentile([1, 2, 3, 4], 95))
+
+
+# -- scikit-learn agreement (property test) ----------------------------------------------------------
+rows_strategy = st.lists(
+    st.tuples(st.booleans(), st.booleans(), st.sampled_from(["ok", "ok", "ok", "unparsed", "error"]),
+              st.one_of(st.none(), st.floats(0, 1, allow_nan=False))),
+    min_size=1, max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows_strategy, st.sampled_from(M.POLICIES))
+def test_matches_scikit_learn(data, policy):
+    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
+                                 precision_score, recall_score, roc_auc_score)
+
+    rows = [{"label": y, "prediction": p if s == "ok" else None, "status": s, "confidence": c}
+            for y, p, s, c in data]
+    m = M.evaluate(rows, policy)
+    y_true, y_pred = [], []
+    for y, p, s, _ in data:
+        if s == "ok":
+            y_true.append(y), y_pred.append(p)
+        elif policy == "counted_wrong":
+            y_true.append(y), y_pred.append(not y)  # an unparsed answer is wrong, whatever the label
+    assert m["n"] == len(y_true)
+    if not y_true:
+        assert m["accuracy"] is None
+        return
+    tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[False, True]).ravel()
+    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (tp, fp, tn, fn)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    if tp + fp:
+        assert m["precision"] == pytest.approx(precision_score(y_true, y_pred, zero_division=0))
+    else:
+        assert m["precision"] is None
+    if tp + fn:
+        assert m["recall"] == pytest.approx(recall_score(y_true, y_pred, zero_division=0))
+    else:
+        assert m["recall"] is None
+    if 2 * tp + fp + fn:
+        assert m["f1"] == pytest.approx(f1_score(y_true, y_pred, zero_division=0))
+    else:
+        assert m["f1"] is None
+    if tp + fn and tn + fp:
+        assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+        assert m["specificity"] == pytest.approx(recall_score(y_true, y_pred, pos_label=False))
+    # AUROC over parsed answers that carry a confidence
+    ys = [y for y, p, s, c in data if s == "ok" and c is not None]
+    ss = [(c if p else 1 - c) for y, p, s, c in data if s == "ok" and c is not None]
+    if any(ys) and not all(ys):
+        assert m["auroc"] == pytest.approx(roc_auc_score(ys, ss))
+        assert m["auroc_n"] == len(ys)
+    else:
+        assert m["auroc"] is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 300), st.integers(1, 300))
+def test_wilson_properties(k, n):
+    k = min(k, n)
+    lo, hi = M.wilson(k, n)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+    # agrees with statsmodels' closed form written independently
+    z = M.Z95
+    p = k / n
+    c = (2 * n * p + z * z) / (2 * (n + z * z))
+    h = z * math.sqrt(z * z + 4 * n * p * (1 - p)) / (2 * (n + z * z))
+    assert lo == pytest.approx(max(0, c - h), abs=1e-12) and hi == pytest.approx(min(1, c + h), abs=1e-12)
+
+
+# -- from the store ---------------------------------------------------------------------------------
+def _labels(store, name, items):
+    with store.write() as cur:
+        cur.execute("INSERT INTO label_sets (name, source) VALUES (?, 'test')", [name])
+        for vid, gp, onset in items:
+            cur.execute("INSERT INTO labels (label_set, video_id, ghost_probing, kind, onset_s) VALUES (?, ?, ?, ?, ?)",
+                        [name, vid, gp, "ghost_probing" if gp else "none", onset])
+
+
+def _run(store, answers, label_set="t", name=None, **kw):
+    rid = create_run(store, engine="baseline", label_set=label_set, selection=[a[0] for a in answers], name=name,
+                     location="local-cpu", **kw)
+    for vid, v, lat in answers:
+        add_prediction(store, rid, vid, None, v, {"latency_s": lat})
+    finish_run(store, rid)
+    return rid
+
+
+def test_run_metrics_from_store_matches_in_memory(store):
+    _labels(store, "t", [(f"v{i}.avi", i % 2 == 0, 2.0 if i % 2 == 0 else None) for i in range(10)])
+    rng = np.random.default_rng(3)
+    answers, rows = [], []
+    for i in range(10):
+        status = ["ok", "ok", "ok", "unparsed", "error"][rng.integers(0, 5)]
+        pred = bool(rng.integers(0, 2))
+        conf = float(rng.random())
+        v = Verdict(ghost_probing=pred, confidence=conf, status=status, onset_s=2.4) if status == "ok" else \
+            Verdict(status=status, raw="???")
+        answers.append((f"v{i}.avi", v, 0.5 + i))
+        rows.append({"label": i % 2 == 0, "prediction": pred if status == "ok" else None, "status": status,
+                     "confidence": conf if status == "ok" else None, "latency_s": 0.5 + i,
+                     "label_onset_s": 2.0 if i % 2 == 0 else None, "onset_s": 2.4 if status == "ok" else None})
+    answers.append(("unlabelled.avi", Verdict(ghost_probing=True, status="ok"), 1.0))
+    rows.append({"label": None, "prediction": True, "status": "ok", "latency_s": 1.0})
+    rid = _run(store, answers)
+    for policy in M.POLICIES:
+        got, want = M.run_metrics(store, rid, policy), M.evaluate(rows, policy)
+        for k in ("n", "tp", "fp", "tn", "fn", "unparsed", "errors", "unlabelled", "accuracy", "accuracy_ci",
+                  "precision", "recall", "specificity", "f1", "f1_ci", "balanced_accuracy", "balanced_accuracy_ci",
+                  "auroc", "auroc_n", "metrics_both_ways"):
+            assert got[k] == pytest.approx(want[k]) if isinstance(want[k], float) else got[k] == want[k], k
+        assert got["onset"] == want["onset"]
+        assert got["latency_s"]["p50"] == pytest.approx(want["latency_s"]["p50"])
+        assert got["latency_s"]["p95"] == pytest.approx(want["latency_s"]["p95"])
+        assert got["label_set"] == "t" and got["policy"] == policy and got["missing"] == 0
+    overview = {r["run_id"]: r for r in M.runs_overview(store)}
+    assert overview[rid]["tp"] == M.run_metrics(store, rid)["tp"]
+    assert overview[rid]["accuracy_ci"] == M.run_metrics(store, rid)["accuracy_ci"]
+
+
+def test_run_metrics_json_keys(store):
+    import json
+
+    _labels(store, "t", [("a.avi", True, None), ("b.avi", False, None)])
+    rid = _run(store, [("a.avi", Verdict(ghost_probing=True, status="ok"), 1.0)])
+    m = json.loads(json.dumps(M.run_metrics(store, rid), default=str))
+    for k in ("run_id", "n", "tp", "fp", "tn", "fn", "unparsed", "errors", "accuracy", "balanced_accuracy",
+              "precision", "recall", "specificity", "f1", "accuracy_ci", "label_set", "policy", "metrics_both_ways"):
+        assert k in m, k
+    assert m["missing"] == 1 and m["label_set_size"] == 2
+    assert m["specificity"] is None  # no negative scored: null, not 0
+
+
+def test_compare_runs_mcnemar_and_flips(store):
+    vids = [f"v{i}.avi" for i in range(10)]
+    _labels(store, "t", [(v, True, None) for v in vids])
+    yes = Verdict(ghost_probing=True, status="ok")
+    no = Verdict(ghost_probing=False, status="ok")
+    # A right on v0..v1 and v8..v9; B right on v1..v7 + v9. A→B: v0 right→wrong, v2..v7 wrong→right.
+    a = _run(store, [(v, yes if i in (0, 1, 8, 9) else no, 1.0) for i, v in enumerate(vids)], name="A")
+    b = _run(store, [(v, yes if i in (1, 2, 3, 4, 5, 6, 7, 9) else no, 1.0) for i, v in enumerate(vids)], name="B")
+    c = M.compare_runs(store, "A", "B")
+    assert c["shared"]["n"] == 10
+    assert c["flipped"]["right_to_wrong"] == ["v0.avi", "v8.avi"]
+    assert c["flipped"]["wrong_to_right"] == [f"v{i}.avi" for i in range(2, 8)]
+    assert c["mcnemar_p"] == pytest.approx(M.mcnemar_exact(2, 6))
+    assert c["a"]["run_id"] == a and c["b"]["run_id"] == b
+    assert c["shared"]["a_accuracy"] == 0.4 and c["shared"]["b_accuracy"] == 0.8
+
+
+def test_by_prompt_version_takes_latest_run_per_cell(store):
+    _labels(store, "t", [("a.avi", True, None), ("b.avi", False, None)])
+    yes = Verdict(ghost_probing=True, status="ok")
+    _run(store, [("a.avi", yes, 1.0), ("b.avi", yes, 1.0)], prompt=("gp", "1", "h1"))
+    latest = _run(store, [("a.avi", yes, 1.0), ("b.avi", Verdict(ghost_probing=False, status="ok"), 1.0)],
+                  prompt=("gp", "1", "h1"))
+    _run(store, [("a.avi", yes, 1.0)], prompt=("gp", "2", "h2"))
+    rows = M.by_prompt_version(store)
+    assert [r["prompt_version"] for r in rows] == ["1", "2"]
+    assert rows[0]["run_id"] == latest and rows[0]["runs_in_cell"] == 2 and rows[0]["accuracy"] == 1.0
+    lat = M.latency_by_engine(store)
+    assert lat[0]["engine"] == "baseline" and lat[0]["n"] == 5 and lat[0]["p50"] == 1.0
