@@ -45,3 +45,32 @@ def env_dirs(tmp_path, monkeypatch):
     monkeypatch.delenv("GHOSTPROBE_CACHE", raising=False)
     monkeypatch.delenv("GHOSTPROBE_AUTH", raising=False)
     return {"data": data, "library": lib, "db": data / "ghostprobe.duckdb"}
+
+
+CHROMIUM = os.environ.get("GHOSTPROBE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-dev-shm-usage", "--no-first-run", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (Playwright cannot download its own browser here)."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium is missing at {CHROMIUM}; `make test` installs it with apt-get.")
+        pytest.skip(f"Chromium not installed at {CHROMIUM} (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    ctx.close()

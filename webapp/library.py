@@ -224,8 +224,10 @@ class Library:
 
     # -- first start -----------------------------------------------------------------------------
     def ensure_demo_clips(self) -> list[str]:
-        """On a fresh deployment with an empty library, render the synthetic demo clips and their labels."""
-        if self._candidates():
+        """When the default library folder (the first root) holds no video, render the synthetic demo clips
+        and import their labels as the label set ``demo``."""
+        first = self.config.library_roots[0].resolve()
+        if any(_inside(p, first) for p, _ in self._candidates()):
             return []
         from engines.synth import render_demo_clips
 

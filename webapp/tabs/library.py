@@ -68,6 +68,11 @@ def labels_table(state: AppState, video_id: str) -> list[list[Any]]:
             for r in lab.labels_for_video(state.store, video_id)]
 
 
+def _jsonable(d: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if d is None else {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
+                                   for k, v in d.items()}
+
+
 def build(state: AppState) -> dict[str, Any]:
     """Build the tab inside the current Blocks context; returns components other tabs may reuse."""
     ids_state = gr.State([])
@@ -187,6 +192,15 @@ def build(state: AppState) -> dict[str, Any]:
         msg = f"已应用预设 {p} → **{s['label_set']}**（弱标签）：{s['videos']} 个视频，其中 {s['ghost_probing']} 个按类别标为鬼探头。"
         vl = labels_table(state, cur) if cur else []
         return gr.update(choices=_set_choices(state), value=s["label_set"]), items, ids, vl, status_md(msg)
+
+    def library_videos(label_set: str = "", label_filter: str = "all") -> list[dict]:
+        """Videos in the library (JSON rows), with the label of `label_set` attached as `label`."""
+        state.library.scan()
+        keep = ("video_id", "origin", "sha256", "frames", "fps", "duration_s", "width", "height", "codec", "size_bytes")
+        return [{k: r[k] for k in keep} | {"label": _jsonable(r["label"])}
+                for r in state.library.videos(label_set or None, label_filter or "all")]
+
+    gr.api(library_videos, api_name="library_videos")
 
     filters = [label_set, label_filter, search]
     for ev in (refresh.click, label_set.change, label_filter.change, search.submit):
