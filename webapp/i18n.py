@@ -47,6 +47,15 @@ ZH: dict[str, str] = {k: k for k in EN}
 I18N = gr.I18n(zh=ZH, en=EN, **{"zh-CN": ZH, "zh-TW": ZH})
 
 
+def add_translations(en: dict[str, str]) -> None:
+    """Tabs register their own strings at import: ``add_translations({"中文": "English"})``.
+
+    The I18n object keeps references to these dicts, so strings added before launch are served.
+    """
+    EN.update(en)
+    ZH.update({k: k for k in en})
+
+
 def t(key: str):
     """The I18n token for a UI string (its Chinese text is the key)."""
     if key not in EN:
