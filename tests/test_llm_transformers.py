@@ -27,7 +27,7 @@ MESSAGES = [{"role": "system", "content": "你是行车记录仪视频分析助�
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("tiny_models")
+    return tiny_models.session_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -186,6 +186,13 @@ def build(kind: str, root: str | Path) -> Path:
     return BUILDERS[kind](folder)
 
 
+def session_root(tmp_path_factory) -> Path:
+    """One folder per pytest session shared by every test file (models are built once, then reused)."""
+    root = Path(tmp_path_factory.getbasetemp()) / "tiny_models"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def describe(folder: str | Path) -> dict:
     cfg = json.loads((Path(folder) / "config.json").read_text())
     return {"model_type": cfg.get("model_type"), "folder": str(folder)}

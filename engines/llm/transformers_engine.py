@@ -299,6 +299,10 @@ class TransformersEngine(Engine):
         if self.hub_revision:
             common["revision"] = self.hub_revision
         start = time.perf_counter()
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bars in the CLI and server logs
         try:
             processor = AutoProcessor.from_pretrained(model_ref, **common)
             kwargs: dict[str, Any] = dict(common, dtype=getattr(torch, precision.dtype),
@@ -317,6 +321,9 @@ class TransformersEngine(Engine):
         except (OSError, ValueError, KeyError, ImportError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise EngineError(f"Cannot load model {self.model} with transformers: {first.rstrip('.')}.") from None
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         model.eval()
         revision = getattr(model.config, "_commit_hash", None)
         if not revision and Path(model_ref).exists():

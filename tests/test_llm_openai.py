@@ -1,0 +1,250 @@
+"""The openai engine against a real chat-completions HTTP server on loopback (stdlib, SSE streaming)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from engines.base import GenerationOptions
+from engines.errors import EngineError
+from engines.llm.openai_engine import OpenAIEngine
+from engines.types import Clip, VideoMeta
+
+SECRET = "sk-test-SECRET-1234567890"
+ANSWER = ['{"是否鬼探头": "是", ', '"置信度": 0.8, ', '"危险等级": "高", ', '"目标类型": "行人", ',
+          '"出现时间": "1.5秒", ', '"理由": "行人从车后冲出"}']
+
+
+class FakeServer:
+    """A chat-completions server whose behaviour each test scripts: a queue of responses."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.script: list[tuple] = []  # ("ok",) | ("status", code, body) | ("sleep", seconds)
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _json(self, code, obj, extra=None):
+                data = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (extra or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path.endswith("/models"):
+                    self._json(200, {"object": "list", "data": [{"id": "served-model", "object": "model",
+                                                                 "created": 0, "owned_by": "me"}]})
+                else:
+                    self._json(404, {"error": {"message": "nope"}})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
+                outer.headers.append({k.lower(): v for k, v in self.headers.items()})
+                step = outer.script.pop(0) if outer.script else ("ok",)
+                if step[0] == "status":
+                    self._json(step[1], step[2], {"Retry-After": "0"} if step[1] == 429 else None)
+                    return
+                if step[0] == "sleep":
+                    time.sleep(step[1])
+                if not self.path.endswith("/chat/completions"):
+                    self._json(404, {"error": {"message": "no route"}})
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                base = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                        "system_fingerprint": "fp_test"}
+                for i, piece in enumerate(ANSWER):
+                    delta = {"content": piece} if i else {"role": "assistant", "content": piece}
+                    chunk = dict(base, choices=[{"index": 0, "delta": delta, "finish_reason": None}])
+                    self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+                    self.wfile.flush()
+                end = dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])
+                self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    usage = dict(base, choices=[], usage={"prompt_tokens": 321, "completion_tokens": 45,
+                                                          "total_tokens": 366})
+                    self.wfile.write(f"data: {json.dumps(usage)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = FakeServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for k in ("GHOSTPROBE_OPENAI_BASE_URL", "GHOSTPROBE_OPENAI_API_KEY", "OPENAI_API_KEY", "GHOSTPROBE_OPENAI_MODEL",
+              "GHOSTPROBE_OPENAI_VIDEO_MODE", "GHOSTPROBE_OPENAI_MAX_RETRIES"):
+        monkeypatch.delenv(k, raising=False)
+
+
+def clip(n=3, h=48, w=64) -> Clip:
+    frames = np.zeros((n, h, w, 3), np.uint8)
+    frames[..., 0] = 200
+    meta = VideoMeta(path="v.mp4", frames=30, fps=10.0, duration_s=3.0, width=w, height=h, codec="h264",
+                     sha256="a" * 64, size_bytes=1)
+    return Clip(frames=frames, timestamps_s=[0.5, 1.5, 2.5][:n], indices=[5, 15, 25][:n], fps=10.0, duration_s=3.0,
+                source="v.mp4", sha256="a" * 64, meta=meta)
+
+
+MSGS = [{"role": "system", "content": "你是助手"}, {"role": "user", "content": "是否有鬼探头？"},
+        {"role": "assistant", "content": "请稍等"}, {"role": "user", "content": "请给出 JSON"}]
+
+
+def test_images_mode_streams_and_counts_tokens(server):
+    e = OpenAIEngine(model="qwen-vl", base_url=server.url, api_key=SECRET)
+    ok, reason = e.availability()
+    assert ok and "not yet contacted" in reason
+    pieces = list(e.stream_chat(clip(), MSGS, GenerationOptions(max_new_tokens=64)))
+    assert pieces == ANSWER
+    req = server.requests[-1]
+    assert req["stream"] is True and req["stream_options"] == {"include_usage": True}
+    assert req["temperature"] == 0 and req["max_tokens"] == 64 and req["model"] == "qwen-vl"
+    assert server.headers[-1]["authorization"] == f"Bearer {SECRET}"
+    first_user = req["messages"][1]
+    images = [p for p in first_user["content"] if p["type"] == "image_url"]
+    assert len(images) == 3 and images[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    jpeg = base64.b64decode(images[0]["image_url"]["url"].split(",", 1)[1])
+    assert jpeg[:2] == b"\xff\xd8"
+    texts = [p["text"] for p in first_user["content"] if p["type"] == "text"]
+    assert "t=0.50s" in texts and "t=2.50s" in texts and texts[-1] == "是否有鬼探头？"
+    # only the first user turn carries the video; later turns are plain text
+    assert req["messages"][3] == {"role": "user", "content": "请给出 JSON"}
+    assert req["messages"][0] == {"role": "system", "content": "你是助手"}
+    call = e.last_call
+    assert (call.prompt_tokens, call.completion_tokens, call.revision) == (321, 45, "fp_test")
+    assert call.extra["attempts"] == 1 and call.generate_s > 0
+
+
+def test_detect_parses_streamed_json(server):
+    e = OpenAIEngine(model="m", base_url=server.url)
+    r = e.detect(clip(), MSGS[:2], GenerationOptions())
+    assert r.verdict.status == "ok" and r.verdict.ghost_probing is True and r.verdict.object_type == "pedestrian"
+    assert server.headers[-1]["authorization"] == "Bearer EMPTY"  # a local server needs no key
+
+
+def test_video_url_mode_sends_one_mp4(server):
+    e = OpenAIEngine(model="m", base_url=server.url, video_mode="video_url")
+    assert "".join(e.stream_chat(clip(n=3, h=49, w=65), MSGS[:2], GenerationOptions())) == "".join(ANSWER)
+    parts = server.requests[-1]["messages"][1]["content"]
+    assert [p["type"] for p in parts] == ["video_url", "text"]
+    uri = parts[0]["video_url"]["url"]
+    assert uri.startswith("data:video/mp4;base64,")
+    mp4 = base64.b64decode(uri.split(",", 1)[1])
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(mp4)) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 3 and (frames[0].width, frames[0].height) == (64, 48)  # cropped to even sides
+    assert "0.50, 1.50, 2.50" in parts[1]["text"]
+
+
+def test_429_then_success_is_retried(server):
+    server.script = [("status", 429, {"error": {"message": "slow down"}}), ("ok",)]
+    e = OpenAIEngine(model="m", base_url=server.url, backoff_s=0.01)
+    assert "".join(e.stream_chat(clip(), MSGS[:2], GenerationOptions())) == "".join(ANSWER)
+    assert len(server.requests) == 2 and e.last_call.extra["attempts"] == 2
+
+
+def test_5xx_retries_then_gives_up_with_a_sentence(server):
+    server.script = [("status", 503, {"error": {"message": "busy"}})] * 3
+    e = OpenAIEngine(model="m", base_url=server.url, backoff_s=0.01, max_retries=2)
+    with pytest.raises(EngineError, match=r"HTTP 503 after 3 attempts"):
+        list(e.stream_chat(clip(), MSGS[:2], GenerationOptions()))
+    assert len(server.requests) == 3
+
+
+def test_slow_server_times_out_clearly(server):
+    server.script = [("sleep", 3.0)]
+    e = OpenAIEngine(model="m", base_url=server.url)
+    t0 = time.perf_counter()
+    with pytest.raises(EngineError) as ei:
+        list(e.stream_chat(clip(), MSGS[:2], GenerationOptions(timeout_s=0.5)))
+    assert time.perf_counter() - t0 < 2.5
+    assert "did not answer within 0.5 s" in str(ei.value) and len(server.requests) == 1  # not retried
+
+
+def test_401_403_404_sentences_never_leak_the_key(server):
+    for code, words in ((401, "rejected the API key"), (403, "refused access"), (404, "was not found")):
+        server.script = [("status", code, {"error": {"message": f"bad key {SECRET}"}})]
+        e = OpenAIEngine(model="gpt-x", base_url=server.url, api_key=SECRET)
+        with pytest.raises(EngineError) as ei:
+            list(e.stream_chat(clip(), MSGS[:2], GenerationOptions()))
+        msg = str(ei.value)
+        assert words in msg and SECRET not in msg and "sk-" not in msg
+        assert msg.count(".") >= 1 and "\n" not in msg
+
+
+def test_400_detail_is_scrubbed(server):
+    server.script = [("status", 400, {"error": {"message": f"video_url is not supported for key {SECRET}"}})]
+    e = OpenAIEngine(model="m", base_url=server.url, api_key=SECRET)
+    with pytest.raises(EngineError) as ei:
+        list(e.stream_chat(clip(), MSGS[:2], GenerationOptions()))
+    assert "HTTP 400" in str(ei.value) and "video_url is not supported" in str(ei.value) and SECRET not in str(ei.value)
+
+
+def test_connection_refused(server):
+    url = server.url
+    server.close()
+    e = OpenAIEngine(model="m", base_url=url)
+    with pytest.raises(EngineError, match="Cannot connect to the OpenAI-compatible server"):
+        list(e.stream_chat(clip(), MSGS[:2], GenerationOptions(timeout_s=5)))
+
+
+def test_model_from_server_when_unset(server):
+    e = OpenAIEngine(base_url=server.url)
+    "".join(e.stream_chat(clip(), MSGS[:2], GenerationOptions()))
+    assert server.requests[-1]["model"] == "served-model" and e.last_call.model == "served-model"
+
+
+def test_availability_is_instant_and_explains(monkeypatch):
+    ok, reason = OpenAIEngine().availability()
+    assert not ok and "GHOSTPROBE_OPENAI_BASE_URL" in reason
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    ok, reason = OpenAIEngine().availability()
+    assert not ok and "GHOSTPROBE_OPENAI_MODEL" in reason
+    monkeypatch.setenv("GHOSTPROBE_OPENAI_MODEL", "gpt-4o")
+    ok, reason = OpenAIEngine().availability()
+    assert ok and "api.openai.com" in reason and SECRET not in reason
+    # an unroutable address: availability still answers at once (no network)
+    t0 = time.perf_counter()
+    ok, _ = OpenAIEngine(base_url="http://10.255.255.1:9/v1").availability()
+    assert ok and time.perf_counter() - t0 < 0.5
+    ok, reason = OpenAIEngine(base_url="http://x/v1", video_mode="gif").availability()
+    assert not ok and "images or video_url" in reason
