@@ -339,7 +339,8 @@ def by_prompt_version(store: Store, label_set: str | None = None, policy: str = 
     for key, r in cells.items():
         row = dict(r)
         row["runs_in_cell"] = counts_[key]
-        row["cell"] = f"{key[0] or '-'}@{key[1] or '-'} · {key[2]}" + (f" · {key[3]}" if key[3] else "")
+        prompt = f"{key[0]}@{key[1]}" if key[0] else "no prompt"
+        row["cell"] = f"{prompt} · {key[2]}" + (f" · {key[3]}" if key[3] else "")
         out.append(row)
     return sorted(out, key=lambda r: (str(r.get("label_set")), str(r.get("prompt_id")), str(r.get("prompt_version")),
                                       str(r.get("engine")), str(r.get("model"))))
@@ -427,3 +428,14 @@ def compare_runs(store: Store, run_a: str, run_b: str, policy: str = "counted_wr
         "mcnemar_method": "exact two-sided binomial test on discordant pairs",
         "flipped": {"right_to_wrong": r2w, "wrong_to_right": w2r},
     }
+
+
+def scored_answers(store: Store, run_id: str) -> tuple[list[bool], list[float]]:
+    """(labels, P(ghost probing) scores) of a run's parsed, labelled answers that carry a confidence."""
+    run = get_run(store, run_id)
+    rows = store.cursor().execute(
+        """SELECT l.ghost_probing, p.ghost_probing, p.confidence FROM predictions p
+           JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
+           WHERE p.run_id = ? AND p.status = 'ok' AND p.ghost_probing IS NOT NULL AND p.confidence IS NOT NULL""",
+        [run.get("label_set"), run["run_id"]]).fetchall()
+    return [bool(r[0]) for r in rows], [ghost_score(r[1], r[2]) for r in rows]
