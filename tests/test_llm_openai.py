@@ -248,3 +248,12 @@ def test_availability_is_instant_and_explains(monkeypatch):
     assert ok and time.perf_counter() - t0 < 0.5
     ok, reason = OpenAIEngine(base_url="http://x/v1", video_mode="gif").availability()
     assert not ok and "images or video_url" in reason
+
+
+def test_max_completion_tokens_fallback(server):
+    msg = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+    server.script = [("status", 400, {"error": {"message": msg, "param": "max_tokens"}}), ("ok",)]
+    e = OpenAIEngine(model="m", base_url=server.url)
+    assert "".join(e.stream_chat(clip(), MSGS[:2], GenerationOptions(max_new_tokens=99))) == "".join(ANSWER)
+    first, second = server.requests
+    assert first["max_tokens"] == 99 and "max_tokens" not in second and second["max_completion_tokens"] == 99

@@ -258,8 +258,13 @@ class OpenAIEngine(Engine):
                     stream.close()
                 break
             except openai.BadRequestError as e:
-                if "stream_options" in kwargs and "stream_options" in str(getattr(e, "body", "") or e) and pieces == 0:
+                detail = str(getattr(e, "body", "") or e)
+                if "stream_options" in kwargs and "stream_options" in detail and pieces == 0:
                     kwargs.pop("stream_options")  # an older server without usage in streams
+                    attempts -= 1
+                    continue
+                if "max_tokens" in kwargs and "max_completion_tokens" in detail and pieces == 0:
+                    kwargs["max_completion_tokens"] = kwargs.pop("max_tokens")  # newer OpenAI models
                     attempts -= 1
                     continue
                 raise self._error(e, attempts, timeout_s) from None

@@ -361,7 +361,13 @@ class TransformersEngine(Engine):
             inputs = processor(**kwargs)
         inputs.pop("video_metadata", None)
         model = loaded.model
-        return inputs.to(model.device, dtype=model.dtype) if hasattr(inputs, "to") else inputs
+        # ids and masks go to the first device; only pixel tensors take the model's dtype (timing
+        # tensors such as Qwen's second_per_grid_ts keep float32 precision)
+        for key in list(inputs.keys()):
+            v = inputs[key]
+            if hasattr(v, "to"):
+                inputs[key] = v.to(model.device, dtype=model.dtype) if key.startswith("pixel_values") else v.to(model.device)
+        return inputs
 
     def stream_chat(self, clip: Clip | None, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
         import torch
