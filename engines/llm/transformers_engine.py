@@ -111,8 +111,13 @@ def detect_precision(config: dict[str, Any] | None = None) -> Precision:
     config = config or {}
     cuda = torch.cuda.is_available()
     count = torch.cuda.device_count() if cuda else 0
-    cap = torch.cuda.get_device_capability(0) if cuda else None
-    bf16 = bool(cuda and torch.cuda.is_bf16_supported())
+    try:
+        cap = torch.cuda.get_device_capability(0) if cuda else None
+        bf16 = bool(cuda and torch.cuda.is_bf16_supported())
+    except Exception:  # ZeroGPU: CUDA is emulated outside @spaces.GPU calls; its GPUs are Ampere or newer
+        if not on_zero_gpu():
+            raise
+        cap, bf16, count = (8, 0), True, 1
     return choose_precision(
         cuda=cuda, gpu_count=count, capability=cap, bf16_supported=bf16,
         dtype=config.get("dtype") or _env("GHOSTPROBE_HF_DTYPE"),
@@ -168,6 +173,11 @@ def _device_desc(model: Any, precision: Precision) -> str:
     if len(gpus) > 1:
         return f"{len(gpus)}× {torch.cuda.get_device_name(gpus[0])} (device_map=auto, {precision.dtype})"
     return f"cuda:0 ({torch.cuda.get_device_name(0)}, {precision.dtype})"
+
+
+def on_zero_gpu() -> bool:
+    """True on Hugging Face ZeroGPU hardware (the ``spaces`` package is importable there)."""
+    return importlib.util.find_spec("spaces") is not None and bool(os.environ.get("SPACE_ID"))
 
 
 def _zero_gpu_wrap(fn, duration: int):
@@ -307,7 +317,8 @@ class TransformersEngine(Engine):
             processor = AutoProcessor.from_pretrained(model_ref, **common)
             kwargs: dict[str, Any] = dict(common, dtype=getattr(torch, precision.dtype),
                                           attn_implementation=precision.attn_implementation)
-            if precision.device_map is not None:
+            zero_gpu = precision.device == "cuda" and on_zero_gpu()
+            if precision.device_map is not None and not zero_gpu:
                 kwargs["device_map"] = precision.device_map
             try:
                 model = AutoModelForImageTextToText.from_pretrained(model_ref, **kwargs)
@@ -324,6 +335,8 @@ class TransformersEngine(Engine):
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
+        if zero_gpu:  # ZeroGPU wants a plain .to("cuda") at load time, no accelerate dispatch
+            model.to("cuda")
         model.eval()
         revision = getattr(model.config, "_commit_hash", None)
         if not revision and Path(model_ref).exists():
