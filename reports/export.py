@@ -221,8 +221,8 @@ def build_html(store: Store, run_ids: list[str] | None = None, title: str = "Gho
             y, s = M.scored_answers(store, rid)
             roc_curves.append({"name": _raw_label(r), "y": y, "s": s, "auroc": m["auroc"], "auroc_ci": m["auroc_ci"],
                                "n": m["auroc_n"]})
-        preds = predictions(store, rid)
-        shown = preds[:PREDICTION_ROWS_MAX]
+        shown = predictions(store, rid, limit=PREDICTION_ROWS_MAX)
+        total = m["predictions"]
         prow = []
         for p in shown:
             lab = "—" if p["label_ghost_probing"] is None else ("yes" if p["label_ghost_probing"] else "no") + \
@@ -237,7 +237,7 @@ def build_html(store: Store, run_ids: list[str] | None = None, title: str = "Gho
                         f"<td>{_e(lat_s)}</td>"
                         f"<td>{'yes' if p.get('cached') else ''}</td><td class=\"raw\">{_e(p.get('reason'))}</td>"
                         f"<td class=\"raw\">{_e(raw)}</td></tr>")
-        more = f" (first {len(shown)} of {len(preds)}; every row is in predictions.csv)" if len(preds) > len(shown) else ""
+        more = f" (first {len(shown)} of {total}; every row is in predictions.csv)" if total > len(shown) else ""
         parts.append(f"<h3>Predictions{_e(more)}</h3>")
         parts.append("<table><tr><th>video</th><th>label</th><th>prediction</th><th></th><th>status</th>"
                      "<th>confidence</th><th>latency s</th><th>cached</th><th>reason</th><th>raw answer</th></tr>"

@@ -20,6 +20,8 @@ Rules (DESIGN.md, "the one rule above all"):
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -105,6 +107,17 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def _midranks(s: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties given their average rank (as scipy.stats.rankdata; scipy is slow to import)."""
+    order = np.argsort(s, kind="mergesort")
+    ss = s[order]
+    edges = np.flatnonzero(np.r_[True, ss[1:] != ss[:-1], True])
+    ranks_sorted = np.repeat((edges[:-1] + 1 + edges[1:]) / 2.0, np.diff(edges))
+    ranks = np.empty_like(ranks_sorted)
+    ranks[order] = ranks_sorted
+    return ranks
+
+
 def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
     """Area under the ROC curve (Mann–Whitney U with mid-ranks for ties); None without both classes."""
     y = np.asarray(labels, dtype=bool)
@@ -112,9 +125,7 @@ def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
     n1, n0 = int(y.sum()), int((~y).sum())
     if n1 == 0 or n0 == 0:
         return None
-    from scipy.stats import rankdata
-
-    ranks = rankdata(s)
+    ranks = _midranks(s)
     return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
@@ -268,53 +279,127 @@ def run_metrics(store: Store, run_id: str, policy: str = "counted_wrong") -> dic
         raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
     run = get_run(store, run_id)
     rid = run["run_id"]
+    ls = run.get("label_set")
     agg = store.query(
-        f"""SELECT {_COUNTS_SQL} FROM predictions p
-            LEFT JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
-            WHERE p.run_id = ?""", [run.get("label_set"), rid])[0]
-    sizes = {run["label_set"]: int(store.scalar("SELECT count(*) FROM labels WHERE label_set = ?",
-                                                [run["label_set"]]) or 0)} if run.get("label_set") else {}
+        f"""SELECT {_COUNTS_SQL}, (SELECT count(*) FROM labels WHERE label_set = ?) AS label_set_size
+            FROM predictions p LEFT JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
+            WHERE p.run_id = ?""", [ls, ls, rid])[0]
+    sizes = {ls: int(agg.pop("label_set_size") or 0)} if ls else {}
     out = _assemble(run, agg, policy, sizes)
-    scored = store.cursor().execute(
-        """SELECT l.ghost_probing, p.ghost_probing, p.confidence, l.onset_s, p.onset_s
+    # parsed, labelled answers: scores for AUROC and onset pairs, in one scan, as arrays
+    cols = store.cursor().execute(
+        """SELECT l.ghost_probing AS lab, p.ghost_probing AS pred,
+                  least(1.0, greatest(0.0, p.confidence)) AS conf, l.onset_s AS lon, p.onset_s AS pon
            FROM predictions p JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
-           WHERE p.run_id = ? AND p.status = 'ok' AND p.ghost_probing IS NOT NULL
-             AND (p.confidence IS NOT NULL OR (l.ghost_probing AND p.ghost_probing))""",
-        [run.get("label_set"), rid]).fetchall()
-    ys, ss, pairs = [], [], []
-    for lab, pred, conf, lon, pon in scored:
-        s = ghost_score(pred, conf)
-        if s is not None:
-            ys.append(bool(lab))
-            ss.append(s)
-        if lab and pred:
-            pairs.append((lon, pon))
+           WHERE p.run_id = ? AND p.status = 'ok' AND p.ghost_probing IS NOT NULL""", [ls, rid]).fetchnumpy()
+    lab = np.asarray(cols["lab"], dtype=bool)
+    pred = np.asarray(cols["pred"], dtype=bool)
+    conf = np.ma.filled(np.ma.asarray(cols["conf"], dtype=float), np.nan)
+    has = ~np.isnan(conf)
+    ys, ss = lab[has].tolist(), np.where(pred, conf, 1.0 - conf)[has].tolist()
+    both = lab & pred
+    lon = np.ma.filled(np.ma.asarray(cols["lon"], dtype=float), np.nan)[both]
+    pon = np.ma.filled(np.ma.asarray(cols["pon"], dtype=float), np.nan)[both]
+    ok = ~np.isnan(lon) & ~np.isnan(pon)
+    pairs = list(zip(lon[ok].tolist(), pon[ok].tolist()))
     out.update(_auroc_block(ys, ss))
     out["onset"] = onset_error(pairs)
     return out
 
 
+# Per-store memo of per-run aggregates, keyed by a cheap fingerprint of each run's predictions and of
+# its label set: the Reports tab re-asks the same questions, and only runs that changed are recomputed.
+_MEMO: "weakref.WeakKeyDictionary[Store, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_MEMO_LOCK = threading.Lock()
+
+
+def _memo(store: Store) -> dict[str, Any]:
+    with _MEMO_LOCK:
+        m = _MEMO.get(store)
+        if m is None:
+            m = {"runs": {}, "latency": {}}
+            _MEMO[store] = m
+        return m
+
+
+def _fingerprints(store: Store) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """(run_id → (count, first, last created_at), label_set → (count, content hash))."""
+    runs_fp = {r[0]: tuple(r[1:]) for r in store.cursor().execute(
+        "SELECT run_id, count(*), min(created_at), max(created_at) FROM predictions GROUP BY run_id").fetchall()}
+    labels_fp = {r[0]: tuple(r[1:]) for r in store.cursor().execute(
+        """SELECT label_set, count(*), sum(hash(video_id, ghost_probing, kind, onset_s)) FROM labels
+           GROUP BY label_set""").fetchall()}
+    return runs_fp, labels_fp
+
+
+def _in_clause(col: str, ids: Sequence[str]) -> tuple[str, list[str]]:
+    return f"{col} IN ({', '.join('?' * len(ids))})", list(ids)
+
+
+def _aggregate_runs(store: Store, run_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """Counts and latency per run with two grouped scans (no per-row Python work)."""
+    where, params = ("", [])
+    if run_ids is not None:
+        cond, params = _in_clause("p.run_id", run_ids)
+        where = "WHERE " + cond
+    out: dict[str, dict[str, Any]] = {}
+    for rid, lab, status, pred, cnt in store.cursor().execute(
+            f"""SELECT p.run_id, l.ghost_probing, p.status, p.ghost_probing, count(*)
+                FROM predictions p JOIN runs r USING (run_id)
+                LEFT JOIN labels l ON l.label_set = r.label_set AND l.video_id = p.video_id
+                {where} GROUP BY ALL""", params).fetchall():
+        a = out.setdefault(rid, dict(tp=0, fp=0, tn=0, fn=0, bad_pos=0, bad_neg=0, unparsed=0, errors=0,
+                                     unlabelled=0, predictions=0))
+        a["predictions"] += cnt
+        if lab is None:
+            a["unlabelled"] += cnt
+        elif status == "ok" and pred is not None:
+            a[("tp" if pred else "fn") if lab else ("fp" if pred else "tn")] += cnt
+        else:
+            a["bad_pos" if lab else "bad_neg"] += cnt
+            a["errors" if status == "error" else "unparsed"] += cnt
+    for rid, q, mean, n, cached in store.cursor().execute(
+            f"""SELECT p.run_id, quantile_cont(p.latency_s, [0.5, 0.95]) FILTER (WHERE p.status <> 'error'),
+                       avg(p.latency_s) FILTER (WHERE p.status <> 'error'),
+                       count(p.latency_s) FILTER (WHERE p.status <> 'error'), count(*) FILTER (WHERE p.cached)
+                FROM predictions p {where} GROUP BY p.run_id""", params).fetchall():
+        a = out.setdefault(rid, {})
+        a.update(latency_p50=q[0] if q else None, latency_p95=q[1] if q else None, latency_mean=mean,
+                 latency_n=n, cached=cached)
+    return out
+
+
 def runs_overview(store: Store, run_ids: Sequence[str] | None = None,
                   policy: str = "counted_wrong") -> list[dict[str, Any]]:
-    """Every run (or the given ones) with its matrix, figures and intervals: one SQL aggregate."""
+    """Every run (or the given ones) with its matrix, figures and intervals.
+
+    Two grouped SQL scans, and only for runs whose predictions or label set changed since the last call
+    on this store (a fingerprint query decides)."""
     if policy not in POLICIES:
         raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
+    if run_ids is not None and not run_ids:
+        return []
     where, params = "", []
     if run_ids is not None:
-        if not run_ids:
-            return []
-        where = f"WHERE r.run_id IN ({', '.join('?' * len(run_ids))})"
-        params = list(run_ids)
-    aggs = store.query(
-        f"""SELECT p.run_id, {_COUNTS_SQL}
-            FROM predictions p JOIN runs r USING (run_id)
-            LEFT JOIN labels l ON l.label_set = r.label_set AND l.video_id = p.video_id
-            {where.replace('r.run_id', 'p.run_id')} GROUP BY p.run_id""", params)
-    by_run = {a["run_id"]: a for a in aggs}
+        cond, params = _in_clause("r.run_id", run_ids)
+        where = "WHERE " + cond
     runs = store.query(f"SELECT {', '.join(_RUN_COLS)} FROM runs r {where} ORDER BY created_at DESC, run_id DESC",
                        params)
-    sizes = _label_set_sizes(store)
-    return [_assemble(r, by_run.get(r["run_id"], {}), policy, sizes) for r in runs]
+    runs_fp, labels_fp = _fingerprints(store)
+    memo = _memo(store)["runs"]
+    keys = {r["run_id"]: (runs_fp.get(r["run_id"]), r.get("label_set"), labels_fp.get(r.get("label_set")))
+            for r in runs}
+    with _MEMO_LOCK:
+        stale = [rid for rid, k in keys.items() if rid not in memo or memo[rid][0] != k]
+    if stale:
+        fresh = _aggregate_runs(store, None if len(stale) == len(runs) and run_ids is None else stale)
+        with _MEMO_LOCK:
+            for rid in stale:
+                memo[rid] = (keys[rid], fresh.get(rid, {}))
+    sizes = {k: int(v[0]) for k, v in labels_fp.items()}
+    with _MEMO_LOCK:
+        aggs = {rid: memo[rid][1] for rid in keys}
+    return [_assemble(r, aggs[r["run_id"]], policy, sizes) for r in runs]
 
 
 def by_prompt_version(store: Store, label_set: str | None = None, policy: str = "counted_wrong",
@@ -352,48 +437,54 @@ def latency_by_engine(store: Store, run_ids: Sequence[str] | None = None) -> lis
     if run_ids is not None:
         if not run_ids:
             return []
-        where = f"AND p.run_id IN ({', '.join('?' * len(run_ids))})"
-        params = list(run_ids)
-    return store.query(
-        f"""SELECT r.engine, r.model, count(*) AS n,
-                   min(p.latency_s) AS min, quantile_cont(p.latency_s, 0.25) AS q1,
-                   quantile_cont(p.latency_s, 0.5) AS p50, quantile_cont(p.latency_s, 0.75) AS q3,
-                   quantile_cont(p.latency_s, 0.95) AS p95, max(p.latency_s) AS max, avg(p.latency_s) AS mean
-            FROM predictions p JOIN runs r USING (run_id)
-            WHERE p.status <> 'error' AND p.latency_s IS NOT NULL {where}
-            GROUP BY ALL ORDER BY r.engine, r.model""", params)
+        cond, params = _in_clause("p.run_id", run_ids)
+        where = "AND " + cond
+    runs_fp, _ = _fingerprints(store)
+    engines_ = tuple(store.cursor().execute("SELECT run_id, engine, model FROM runs ORDER BY run_id").fetchall())
+    key = (hash(tuple(sorted(runs_fp.items(), key=lambda kv: kv[0]))), hash(engines_), tuple(params))
+    memo = _memo(store)["latency"]
+    with _MEMO_LOCK:
+        if key in memo:
+            return [dict(r) for r in memo[key]]
+    rows = []
+    for engine, model, n, mn, q, mx, mean in store.cursor().execute(
+            f"""SELECT r.engine, r.model, count(*), min(p.latency_s),
+                       quantile_cont(p.latency_s, [0.25, 0.5, 0.75, 0.95]), max(p.latency_s), avg(p.latency_s)
+                FROM predictions p JOIN runs r USING (run_id)
+                WHERE p.status <> 'error' AND p.latency_s IS NOT NULL {where}
+                GROUP BY ALL ORDER BY r.engine, r.model""", params).fetchall():
+        rows.append({"engine": engine, "model": model, "n": n, "min": mn, "q1": q[0], "p50": q[1], "q3": q[2],
+                     "p95": q[3], "max": mx, "mean": mean})
+    with _MEMO_LOCK:
+        memo.clear()  # keep one entry per filter: the latest data
+        memo[key] = rows
+    return [dict(r) for r in rows]
 
 
 # -- comparing two runs ----------------------------------------------------------------------------
-def _correctness(store: Store, run_id: str, label_set: str, policy: str) -> dict[str, tuple[str, bool | None]]:
-    """video_key → (video_id, correct or None when excluded by the policy)."""
-    rows = store.query(
-        """SELECT p.video_id, p.status, p.ghost_probing AS pred, l.ghost_probing AS label
-           FROM predictions p JOIN labels l ON l.label_set = ? AND (l.video_id = p.video_id)
-           WHERE p.run_id = ?""", [label_set, run_id])
-    if not rows:  # spelled differently: match by key in Python (small sets only)
-        lab = {video_key(r["video_id"]): r["ghost_probing"] for r in
-               store.query("SELECT video_id, ghost_probing FROM labels WHERE label_set = ?", [label_set])}
-        rows = []
-        for p in store.query("SELECT video_id, status, ghost_probing AS pred FROM predictions WHERE run_id = ?",
-                             [run_id]):
-            k = video_key(p["video_id"])
-            if k in lab:
-                rows.append({**p, "label": lab[k]})
-    out: dict[str, tuple[str, bool | None]] = {}
-    for r in rows:
-        valid = _is_valid(r["status"], r["pred"])
-        if valid:
-            correct: bool | None = bool(r["pred"]) == bool(r["label"])
-        else:
-            correct = False if policy == "counted_wrong" else None
-        out[video_key(r["video_id"])] = (r["video_id"], correct)
-    return out
+def _correctness(store: Store, run_id: str, label_set: str, policy: str) -> dict[str, bool | None]:
+    """label-set video id → correct (None when the policy excludes the answer)."""
+    rows = store.cursor().execute(
+        """SELECT l.video_id, p.status = 'ok' AND p.ghost_probing IS NOT NULL, p.ghost_probing = l.ghost_probing
+           FROM predictions p JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
+           WHERE p.run_id = ?""", [label_set, run_id]).fetchall()
+    if not rows:  # spelled differently from the label set: match by key in Python
+        lab = {video_key(r[0]): (r[0], r[1]) for r in store.cursor().execute(
+            "SELECT video_id, ghost_probing FROM labels WHERE label_set = ?", [label_set]).fetchall()}
+        for vid, status, pred in store.cursor().execute(
+                "SELECT video_id, status, ghost_probing FROM predictions WHERE run_id = ?", [run_id]).fetchall():
+            hit = lab.get(video_key(vid))
+            if hit is not None:
+                valid = _is_valid(status, pred)
+                rows.append((hit[0], valid, (bool(pred) == bool(hit[1])) if valid else None))
+    wrong = False if policy == "counted_wrong" else None
+    return {vid: (bool(same) if valid else wrong) for vid, valid, same in rows}
 
 
 def compare_runs(store: Store, run_a: str, run_b: str, policy: str = "counted_wrong",
                  label_set: str | None = None) -> dict[str, Any]:
-    """Both runs' metrics, and McNemar's exact test on the labelled videos they share."""
+    """Both runs' metrics (each on its own label set, as in the runs list), and McNemar's exact test on the
+    labelled videos they share in ``label_set`` (default: A's), with the videos that flipped."""
     if policy not in POLICIES:
         raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
     a, b = get_run(store, run_a), get_run(store, run_b)
@@ -402,21 +493,35 @@ def compare_runs(store: Store, run_a: str, run_b: str, policy: str = "counted_wr
     ls = label_set or a.get("label_set") or b.get("label_set")
     if not ls:
         raise RunError("Neither run has a label set, so there is nothing to compare against.")
-    ca, cb = _correctness(store, a["run_id"], ls, policy), _correctness(store, b["run_id"], ls, policy)
-    shared = sorted(k for k in set(ca) & set(cb) if ca[k][1] is not None and cb[k][1] is not None)
-    both_right = sum(1 for k in shared if ca[k][1] and cb[k][1])
-    both_wrong = sum(1 for k in shared if not ca[k][1] and not cb[k][1])
-    r2w = [ca[k][0] for k in shared if ca[k][1] and not cb[k][1]]
-    w2r = [ca[k][0] for k in shared if not ca[k][1] and cb[k][1]]
+    wrong = False if policy == "counted_wrong" else None
+    rows = store.cursor().execute(
+        """WITH l AS (SELECT video_id, ghost_probing FROM labels WHERE label_set = ?),
+                a AS (SELECT video_id, status = 'ok' AND ghost_probing IS NOT NULL AS valid, ghost_probing
+                      FROM predictions WHERE run_id = ?),
+                b AS (SELECT video_id, status = 'ok' AND ghost_probing IS NOT NULL AS valid, ghost_probing
+                      FROM predictions WHERE run_id = ?)
+           SELECT l.video_id, a.valid, a.ghost_probing = l.ghost_probing, b.valid, b.ghost_probing = l.ghost_probing
+           FROM l JOIN a USING (video_id) JOIN b USING (video_id)""", [ls, a["run_id"], b["run_id"]]).fetchall()
+    if rows:
+        ca = {r[0]: (bool(r[2]) if r[1] else wrong) for r in rows}
+        cb = {r[0]: (bool(r[4]) if r[3] else wrong) for r in rows}
+    else:  # ids spelled differently from the label set: match by key
+        ca, cb = _correctness(store, a["run_id"], ls, policy), _correctness(store, b["run_id"], ls, policy)
+    shared = sorted(k for k in ca.keys() & cb.keys() if ca[k] is not None and cb[k] is not None)
+    both_right = sum(1 for k in shared if ca[k] and cb[k])
+    both_wrong = sum(1 for k in shared if not ca[k] and not cb[k])
+    r2w = [k for k in shared if ca[k] and not cb[k]]
+    w2r = [k for k in shared if not ca[k] and cb[k]]
     n = len(shared)
-    acc_a = sum(1 for k in shared if ca[k][1])
-    acc_b = sum(1 for k in shared if cb[k][1])
+    acc_a = sum(1 for k in shared if ca[k])
+    acc_b = sum(1 for k in shared if cb[k])
+    overview = {r["run_id"]: r for r in runs_overview(store, [a["run_id"], b["run_id"]], policy)}
     return {
         "label_set": ls,
         "policy": policy,
         "label_sets_differ": a.get("label_set") != b.get("label_set"),
-        "a": run_metrics(store, a["run_id"], policy),
-        "b": run_metrics(store, b["run_id"], policy),
+        "a": overview[a["run_id"]],
+        "b": overview[b["run_id"]],
         "shared": {
             "n": n,
             "a_accuracy": ratio(acc_a, n), "a_accuracy_ci": wilson(acc_a, n),

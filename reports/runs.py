@@ -36,14 +36,18 @@ REVIEW_MARKS = ("agree", "disagree", "unsure", "label-wrong")
 _VIDEO_EXT = re.compile(r"\.[A-Za-z0-9]{2,4}$")
 
 
+try:
+    from reports.labels import video_key as _labels_video_key
+except ImportError:  # pragma: no cover - a partial checkout without the labels module
+    _labels_video_key = None
+
+
 def video_key(video_id: str) -> str:
-    """The matching rule between label ids, library ids and imported ids (same as reports.labels)."""
-    try:
-        from reports.labels import video_key as _vk
-    except ImportError:  # pragma: no cover - labels module not present in a partial checkout
-        name = str(video_id).strip().replace("\\", "/").rsplit("/", 1)[-1]
-        return _VIDEO_EXT.sub("", name).lower()
-    return _vk(str(video_id))
+    """The matching rule between label ids, library ids and imported ids (the one of reports.labels)."""
+    if _labels_video_key is not None:
+        return _labels_video_key(str(video_id))
+    name = str(video_id).strip().replace("\\", "/").rsplit("/", 1)[-1]
+    return _VIDEO_EXT.sub("", name).lower()
 
 
 # -- runs ------------------------------------------------------------------------------------------
@@ -209,8 +213,10 @@ def _prediction_row(run_id: str, video_id: str, sha256: str | None, verdict: Ver
 
 _PRED_INSERT = """INSERT OR REPLACE INTO predictions
     (run_id, video_id, sha256, ghost_probing, confidence, danger_level, object_type, onset_s, reason, status, raw,
-     latency_s, decode_s, preprocess_s, generate_s, prompt_tokens, completion_tokens, cached)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+     latency_s, decode_s, preprocess_s, generate_s, prompt_tokens, completion_tokens, cached, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)"""
+# created_at is set explicitly: DuckDB's INSERT OR REPLACE keeps unlisted columns of the old row, and
+# reports.metrics fingerprints a run's predictions by (count, first, last created_at).
 
 
 def add_prediction(store: Store, run_id: str, video_id: str, sha256: str | None, verdict: Verdict | dict,
@@ -230,8 +236,10 @@ def add_predictions(store: Store, run_id: str, items: Iterable[tuple[str, str | 
     return len(rows)
 
 
-def predictions(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """The run's predictions joined with the labels of its label set (label_* columns NULL when unlabelled)."""
+def predictions(store: Store, run_id: str, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """The run's predictions joined with the labels of its label set (label_* columns NULL when unlabelled),
+    ordered by video id; ``limit``/``offset`` page through a large run."""
+    page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
     return store.query(
         """SELECT p.*, l.ghost_probing AS label_ghost_probing, l.kind AS label_kind, l.onset_s AS label_onset_s,
                   l.note AS label_note,
@@ -240,7 +248,7 @@ def predictions(store: Store, run_id: str) -> list[dict[str, Any]]:
                        ELSE p.ghost_probing = l.ghost_probing END AS correct
            FROM predictions p JOIN runs r USING (run_id)
            LEFT JOIN labels l ON l.label_set = r.label_set AND l.video_id = p.video_id
-           WHERE p.run_id = ? ORDER BY p.video_id""", [run_id])
+           WHERE p.run_id = ? ORDER BY p.video_id""" + page, [run_id])
 
 
 def done_video_ids(store: Store, run_id: str, include_errors: bool = True) -> set[str]:

@@ -253,3 +253,32 @@ def test_by_prompt_version_takes_latest_run_per_cell(store):
     assert rows[0]["run_id"] == latest and rows[0]["runs_in_cell"] == 2 and rows[0]["accuracy"] == 1.0
     lat = M.latency_by_engine(store)
     assert lat[0]["engine"] == "baseline" and lat[0]["n"] == 5 and lat[0]["p50"] == 1.0
+
+
+def test_overview_memo_follows_new_predictions_and_label_changes(store):
+    _labels(store, "t", [("a.avi", True, None), ("b.avi", False, None)])
+    yes = Verdict(ghost_probing=True, status="ok")
+    rid = _run(store, [("a.avi", yes, 1.0)])
+    assert M.runs_overview(store)[0]["tp"] == 1 and M.runs_overview(store)[0]["fp"] == 0
+    add_prediction(store, rid, "b.avi", None, yes, {"latency_s": 3.0})
+    o = M.runs_overview(store)[0]
+    assert (o["tp"], o["fp"], o["n"]) == (1, 1, 2) and o["latency_s"]["p50"] == 2.0
+    add_prediction(store, rid, "b.avi", None, Verdict(ghost_probing=False, status="ok"), {"latency_s": 3.0})  # replaced
+    assert M.runs_overview(store)[0]["tn"] == 1
+    with store.write() as cur:  # a label corrected in place
+        cur.execute("UPDATE labels SET ghost_probing = true, kind = 'ghost_probing' WHERE video_id = 'b.avi'")
+    o = M.runs_overview(store)[0]
+    assert (o["tp"], o["fn"], o["tn"]) == (1, 1, 0)
+    assert M.runs_overview(store, [rid])[0]["fn"] == 1 and M.runs_overview(store, []) == []
+    assert M.latency_by_engine(store)[0]["n"] == 2
+    add_prediction(store, rid, "c.avi", None, yes, {"latency_s": 5.0})
+    assert M.latency_by_engine(store)[0]["n"] == 3
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=40))
+def test_midranks_match_scipy(values):
+    from scipy.stats import rankdata
+
+    v = np.asarray(values, dtype=float)
+    assert np.allclose(M._midranks(v), rankdata(v))
