@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,8 +87,28 @@ class RemoteBrightnessEngine(BrightnessEngine):
     remote = True
 
 
+class ChatStyleEngine(Engine):
+    """A video-LLM-shaped engine: streams text; detection is the base class's chat → verdict.parse."""
+
+    name = "test-chat-style"
+    remote = True
+    default_sampling = {"num_frames": 4, "fps": None, "max_side": 64}
+    calls = 0
+
+    def availability(self):
+        return True, ""
+
+    def stream_chat(self, clip, messages, options):
+        type(self).calls += 1
+        gp = float(clip.frames[-1].mean()) > float(clip.frames[0].mean())
+        yield '{"ghost_probing": ' + ("true" if gp else "false")
+        yield ', "confidence": 0.8, "reason": "亮度变化"}'
+        self.last_call = CallRecord(engine=self.name, latency_s=0.01, prompt_tokens=50, completion_tokens=20)
+
+
 register(BrightnessEngine)
 register(RemoteBrightnessEngine)
+register(ChatStyleEngine)
 
 
 @pytest.fixture(autouse=True)
@@ -174,6 +195,19 @@ def test_eval_scores_and_second_identical_run_is_fully_cached(store, labelled):
     third = run_eval(store, engine_name="test-brightness", label_set="synth", videos_dir=labelled[0].parent,
                      prompt_ref=other.ref)
     assert third.summary["model_calls"] == 6 and BrightnessEngine.calls == 12
+
+
+def test_chat_style_engine_cached_text_is_reparsed_identically(store, labelled):
+    from webapp.evaluation import run_eval
+
+    ChatStyleEngine.calls = 0
+    first = run_eval(store, engine_name="test-chat-style", label_set="synth", videos_dir=labelled[0].parent,
+                     concurrency=2)
+    second = run_eval(store, engine_name="test-chat-style", label_set="synth", videos_dir=labelled[0].parent)
+    assert ChatStyleEngine.calls == 6 and second.summary["text"] == "cached: 6/6, model calls: 0"
+    key = lambda p: (p["video_id"], p["ghost_probing"], p["confidence"], p["status"], p["raw"])  # noqa: E731
+    assert sorted(map(key, R.predictions(store, first))) == sorted(map(key, R.predictions(store, second)))
+    assert run_metrics(store, second)["accuracy"] == 1.0
 
 
 def test_non_deterministic_options_never_use_the_cache(store, labelled):
@@ -338,6 +372,48 @@ def test_cli_user_errors_exit_2_with_one_sentence(tmp_path, clips, capsys, monke
         assert cli(*argv, db=db) == 2, argv
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+# -- Ctrl-C (SIGINT) mid-run: in-flight videos finish, the run is marked cancelled, resume completes it ----
+def test_sigint_cancels_consistently_then_resume(tmp_path, clips):
+    db = tmp_path / "int.duckdb"
+    s = Store(db)
+    insert_labels(s, "synth", {p.name: i % 2 == 0 for i, p in enumerate(clips)})
+    s.close()
+    driver = ("import sys; sys.path[:0] = [{root!r}, {tests!r}]; import test_eval_cli as t; "
+              "t.BrightnessEngine.delay_s = 0.4; from webapp.cli import main; sys.exit(main(sys.argv[1:]))"
+              ).format(root=str(ROOT), tests=str(ROOT / "tests"))
+    env = {**os.environ, "GHOSTPROBE_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", driver, "--db", str(db), "eval", "--engine", "test-brightness",
+                             "--labels", "synth", "--videos", str(clips[0].parent), "--name", "interrupted"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    while True:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("[1/"):
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    lines += err.splitlines(keepends=True)
+    assert proc.returncode == 130, "".join(lines)
+    assert "resume with: ghostprobe eval --resume" in out
+    progressed = [ln for ln in lines if re.match(r"\[\d+/6\]", ln)]
+    s = Store(db)
+    try:
+        run = R.get_run(s, "interrupted")
+        n = s.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", [run["run_id"]])
+        assert run["status"] == "cancelled" and run["finished_at"] is not None
+        assert n == len(progressed) and 1 <= n < 6  # every prediction written was reported, none half-done
+        again = __import__("webapp.evaluation", fromlist=["run_eval"]).run_eval(s, resume="interrupted")
+        assert again.summary["skipped_done"] == n and again.summary["processed"] == 6 - n
+        rows = s.query("SELECT video_id, count(*) AS c FROM predictions WHERE run_id = ? GROUP BY 1", [run["run_id"]])
+        assert len(rows) == 6 and all(r["c"] == 1 for r in rows)
+        assert R.get_run(s, "interrupted")["status"] == "done"
+    finally:
+        s.close()
 
 
 # -- SIGKILL mid-run, then resume: every video exactly once --------------------------------------------

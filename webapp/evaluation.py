@@ -290,6 +290,8 @@ def run_eval(store: Store, *, engine_name: str | None = None, model: str | None 
     deterministic = opts.deterministic and use_cache
     opts_dict = opts.to_dict()
     workers = int(concurrency) if engine.remote else 1
+    # engines whose detect is "chat, then parse the text" get cached text re-parsed on a hit
+    reparse = type(engine).detect is Engine.detect
     state = {"location_checked": not loc_default}
     state_lock = threading.Lock()
 
@@ -319,6 +321,11 @@ def run_eval(store: Store, *, engine_name: str | None = None, model: str | None 
                 if hit is not None:
                     vd = {k: v for k, v in hit["verdict"].items() if k in {f.name for f in fields(Verdict)}}
                     verdict = Verdict(**vd)
+                    if reparse and hit.get("answer"):
+                        # the model's text is what was cached; read it with today's parser
+                        from engines.verdict import parse
+
+                        verdict = parse(hit["answer"])
                     call = CallRecord(engine=engine_name, model=model, revision=revision, latency_s=hit["latency_s"],
                                       prompt_tokens=hit["prompt_tokens"], completion_tokens=hit["completion_tokens"])
                     R.add_prediction(store, run_id, vid, sha, verdict, call, cached=True)
