@@ -355,6 +355,30 @@ def test_cli_eval_json_runs_show_list_compare(tmp_path, clips, capsys, monkeypat
     assert "clip_05.avi" in capsys.readouterr().out
 
 
+def test_cli_import_predictions(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GHOSTPROBE_DATA_DIR", str(tmp_path / "data"))
+    db = tmp_path / "imp.duckdb"
+    s = Store(db)
+    insert_labels(s, "synth", {"a.avi": True, "b.avi": False, "c.avi": True})
+    s.close()
+    f = tmp_path / "peer.jsonl"
+    f.write_text('{"id": "a", "answer": "Ghost probing: yes"}\n{"id": "b", "answer": "no ghost probing"}\n'
+                 '{"id": "c", "answer": "unclear"}\n', encoding="utf-8")
+    assert cli("import-predictions", str(f), "--name", "peer", "--labels", "synth", "--video-field", "id",
+               "--answer-field", "answer", "--positive", "ghost probing", "--negative", "^no", "--json", db=db) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["yes"], got["no"], got["unparsed"]) == (1, 1, 1)
+    assert (got["metrics"]["tp"], got["metrics"]["tn"], got["metrics"]["fn"]) == (1, 1, 1)  # unparsed positive → FN
+    assert cli("runs", "show", "peer", db=db) == 0
+    out = capsys.readouterr().out
+    assert "decision: point estimate 67%" in out and "Cost unknown" in out
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    assert cli("import-predictions", str(bad), "--name", "bad", "--labels", "synth", "--video-field", "id",
+               "--answer-field", "answer", "--positive", "x", db=db) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
+
+
 def test_cli_user_errors_exit_2_with_one_sentence(tmp_path, clips, capsys, monkeypatch):
     monkeypatch.setenv("GHOSTPROBE_DATA_DIR", str(tmp_path / "data"))
     db = tmp_path / "cli.duckdb"

@@ -265,6 +265,9 @@ def cmd_runs_show(args, ctx) -> int:
     for line in _metrics_lines(m):
         print("  " + line)
     print("  " + _cost_line(c))
+    from reports.export import decide
+
+    print("  decision: " + decide(m["accuracy"], m["accuracy_ci"], m["n"], m.get("label_set"))["text"])
     if preds is not None:
         for p in preds:
             pred = {True: "yes", False: "no"}.get(p["ghost_probing"], p["status"])
