@@ -287,9 +287,10 @@ def run_metrics(store: Store, run_id: str, policy: str = "counted_wrong") -> dic
     sizes = {ls: int(agg.pop("label_set_size") or 0)} if ls else {}
     out = _assemble(run, agg, policy, sizes)
     # parsed, labelled answers: scores for AUROC and onset pairs, in one scan, as arrays
+    # (DuckDB's least/greatest skip NULLs, so a missing confidence must stay NULL explicitly)
     cols = store.cursor().execute(
         """SELECT l.ghost_probing AS lab, p.ghost_probing AS pred,
-                  least(1.0, greatest(0.0, p.confidence)) AS conf, l.onset_s AS lon, p.onset_s AS pon
+                  CASE WHEN p.confidence IS NOT NULL THEN least(1.0, greatest(0.0, p.confidence)) END AS conf, l.onset_s AS lon, p.onset_s AS pon
            FROM predictions p JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
            WHERE p.run_id = ? AND p.status = 'ok' AND p.ghost_probing IS NOT NULL""", [ls, rid]).fetchnumpy()
     lab = np.asarray(cols["lab"], dtype=bool)

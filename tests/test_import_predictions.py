@@ -62,6 +62,7 @@ def test_peer_gpt4o_file_confusion_matrix_equals_hand_count(store):
     assert (m["tp"], m["fp"], m["tn"], m["fn"], m["unparsed"], m["errors"]) == (6, 5, 1, 0, 0, 0)
     assert m["n"] == 12 and m["accuracy"] == pytest.approx(7 / 12) and m["label_set"] == "dada-dev"
     assert s["yes"] == 11 and s["no"] == 1 and s["unlabelled"] == 0
+    assert m["auroc"] is None and m["auroc_n"] == 0  # the file has no confidences: no ROC from thin air
     run = get_run(store, "gpt4o-run8")
     assert run["status"] == "imported" and run["engine"] == "external"
     # the file's own evaluation column agrees with ours video by video

@@ -180,7 +180,8 @@ def _run(store, answers, label_set="t", name=None, **kw):
 
 
 def test_run_metrics_from_store_matches_in_memory(store):
-    _labels(store, "t", [(f"v{i}.avi", i % 2 == 0, 2.0 if i % 2 == 0 else None) for i in range(10)])
+    _labels(store, "t", [(f"v{i}.avi", i % 2 == 0, 2.0 if i % 2 == 0 else None) for i in range(10)]
+            + [("v_noconf.avi", False, None)])
     rng = np.random.default_rng(3)
     answers, rows = [], []
     for i in range(10):
@@ -193,6 +194,8 @@ def test_run_metrics_from_store_matches_in_memory(store):
         rows.append({"label": i % 2 == 0, "prediction": pred if status == "ok" else None, "status": status,
                      "confidence": conf if status == "ok" else None, "latency_s": 0.5 + i,
                      "label_onset_s": 2.0 if i % 2 == 0 else None, "onset_s": 2.4 if status == "ok" else None})
+    answers.append(("v_noconf.avi", Verdict(ghost_probing=True, status="ok"), 1.0))  # parsed, no confidence
+    rows.append({"label": False, "prediction": True, "status": "ok", "confidence": None, "latency_s": 1.0})
     answers.append(("unlabelled.avi", Verdict(ghost_probing=True, status="ok"), 1.0))
     rows.append({"label": None, "prediction": True, "status": "ok", "latency_s": 1.0})
     rid = _run(store, answers)
