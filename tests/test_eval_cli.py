@@ -132,7 +132,8 @@ def make_clips(folder: Path, n: int, frames: int = 12, size=(96, 64), seed: int 
         wr = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
         assert wr.isOpened()
         for t in range(frames):
-            level = 40 + 10 * t if i % 2 == 0 else 200 - 10 * t
+            ramp = int(160 * t / max(1, frames - 1))
+            level = 40 + ramp if i % 2 == 0 else 200 - ramp
             f = np.full((size[1], size[0], 3), level, np.uint8)
             f[:, : 8 + int(rng.integers(0, 8))] = 0
             wr.write(f)
@@ -404,11 +405,8 @@ def test_sigint_cancels_consistently_then_resume(tmp_path, clips):
     s = Store(db)
     insert_labels(s, "synth", {p.name: i % 2 == 0 for i, p in enumerate(clips)})
     s.close()
-    driver = ("import sys; sys.path[:0] = [{root!r}, {tests!r}]; import test_eval_cli as t; "
-              "t.BrightnessEngine.delay_s = 0.4; from webapp.cli import main; sys.exit(main(sys.argv[1:]))"
-              ).format(root=str(ROOT), tests=str(ROOT / "tests"))
     env = {**os.environ, "GHOSTPROBE_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", driver, "--db", str(db), "eval", "--engine", "test-brightness",
+    proc = subprocess.Popen([*_driver(0.4), "--db", str(db), "eval", "--engine", "test-brightness",
                              "--labels", "synth", "--videos", str(clips[0].parent), "--name", "interrupted"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
@@ -450,22 +448,32 @@ def _demo_clips(folder: Path) -> list[Path]:
         return make_clips(folder, 8, frames=60, size=(320, 180))
 
 
+def _driver(delay_s: float) -> list[str]:
+    """`python -c ...` that registers this file's engines, then runs the real CLI entry point."""
+    code = ("import sys; sys.path[:0] = [{root!r}, {tests!r}]; import test_eval_cli as t; "
+            "t.BrightnessEngine.delay_s = {delay}; from webapp.cli import main; sys.exit(main(sys.argv[1:]))"
+            ).format(root=str(ROOT), tests=str(ROOT / "tests"), delay=delay_s)
+    return [sys.executable, "-c", code]
+
+
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume_exactly_once(tmp_path):
+@pytest.mark.parametrize("engine", ["baseline", "test-brightness"])
+def test_sigkill_mid_run_then_resume_exactly_once(tmp_path, engine):
     from engines.registry import all_engines
 
-    if "baseline" not in all_engines():
+    if engine == "baseline" and "baseline" not in all_engines():
         pytest.skip("the baseline engine is not in this checkout yet")
     folder = tmp_path / "demo"
-    paths = _demo_clips(folder)
+    paths = _demo_clips(folder) if engine == "baseline" else []
     paths += make_clips(folder, 6, frames=60, size=(320, 180), seed=1)
     db = tmp_path / "kill.duckdb"
     s = Store(db)
     insert_labels(s, "demo", {p.name: i % 2 == 0 for i, p in enumerate(paths)})
     s.close()
     env = {**os.environ, "GHOSTPROBE_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "webapp.cli", "--db", str(db), "eval", "--engine", "baseline", "--labels", "demo",
-           "--videos", str(folder), "--name", "killed"]
+    prog = [sys.executable, "-m", "webapp.cli"] if engine == "baseline" else _driver(0.3)
+    cmd = [*prog, "--db", str(db), "eval", "--engine", engine, "--labels", "demo", "--videos", str(folder),
+           "--name", "killed"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
     deadline = time.time() + 240
@@ -491,7 +499,7 @@ def test_sigkill_mid_run_then_resume_exactly_once(tmp_path):
         assert 1 <= done_before < len(paths)
     finally:
         s.close()
-    res = subprocess.run([sys.executable, "-m", "webapp.cli", "--db", str(db), "eval", "--resume", "killed", "--json"],
+    res = subprocess.run([*prog, "--db", str(db), "eval", "--resume", "killed", "--json"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
