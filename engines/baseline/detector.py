@@ -589,7 +589,10 @@ def score_features(feat: dict[str, Any], cfg: BaselineConfig = DEFAULT_CONFIG) -
                     "side": "right" if (obs[0][1] + obs[0][3]) / 2 > ex else "left",
                     "u_peak": o[6], "v_peak": o[7],
                 })
-    return ScoreResult(float(best[0]), sorted(track_curve.items()), best[1], hy)
+    curve = sorted(track_curve.items())
+    if pairs:
+        curve.insert(0, (round(pairs[0]["t0"], 5), 0.0))  # the first frame has no motion yet
+    return ScoreResult(float(best[0]), curve, best[1], hy)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -630,12 +633,15 @@ _NOTES_ZH = {
 
 
 def make_verdict(feat: dict[str, Any], sr: ScoreResult, cfg: BaselineConfig = DEFAULT_CONFIG) -> Verdict:
-    conf = confidence_of(sr.raw, cfg)
+    """Verdict from a score. ``confidence`` is in the stated answer (as for every engine):
+    P(ghost probing) for a "yes", 1 - P(ghost probing) for a "no"."""
+    p_ghost = confidence_of(sr.raw, cfg)
     yes = sr.raw >= cfg.score_threshold
+    conf = p_ghost if yes else 1.0 - p_ghost
     W, H = feat.get("width", 0) or 1, feat.get("height", 0) or 1
     skipped = sum(1 for p in feat.get("pairs", []) if p.get("skipped"))
     evidence: dict[str, Any] = {"engine": "baseline-flow-v1", "score": round(sr.raw, 4),
-                                "threshold": cfg.score_threshold, "confidence": round(conf, 4),
+                                "threshold": cfg.score_threshold, "p_ghost": round(p_ghost, 4),
                                 "horizon": round(sr.horizon, 3), "frames": feat.get("n_frames", 0),
                                 "analysed_frames": feat.get("analysed_frames", 0),
                                 "pairs": len(feat.get("pairs", [])), "skipped_pairs": skipped,
@@ -661,7 +667,7 @@ def make_verdict(feat: dict[str, Any], sr: ScoreResult, cfg: BaselineConfig = DE
         reason = (f"在 {onset:.1f} 秒，{_where(w['first_box'])}出现一个此前未见的独立运动目标（从{side}进入），"
                   f"{n} 帧内面积增长 {w['growth_x']:.1f} 倍{move}，最近时位于本车路径内、画面下方"
                   f"（接近度 {w['peak_prox']:.2f}）。运动得分 {sr.raw:.2f} ≥ 阈值 {cfg.score_threshold:.2f}。")
-        danger = "high" if conf >= cfg.danger_high and w["peak_prox"] >= 0.6 else "medium"
+        danger = "high" if p_ghost >= cfg.danger_high and w["peak_prox"] >= 0.6 else "medium"
         return Verdict(ghost_probing=True, confidence=round(conf, 4), danger_level=danger, object_type=obj,
                        onset_s=round(onset, 2), reason=reason, status="ok",
                        raw=json.dumps(evidence, ensure_ascii=False, separators=(",", ":")))
