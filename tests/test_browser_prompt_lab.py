@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import csv
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.appserver import RunningApp
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-# The runs use the real weights-free baseline engine; its module is another part of the tree.
-BASELINE = Path(__file__).resolve().parents[1] / "engines" / "baseline" / "engine.py"
-needs_baseline = pytest.mark.skipif(not BASELINE.exists(), reason="engines/baseline/engine.py is not in this tree yet")
 
 MARKER = "浏览器测试：特别注意从停靠车辆之间走出的儿童。"
 RUN_ID = re.compile(r"r\d{8}-\d{6}-[0-9a-f]{4}")
@@ -86,7 +82,6 @@ def test_edit_and_save_new_version(page, app):
     assert not (app.data / "prompts" / f"{pid}.v{int(ver) + 2}.yaml").exists()
 
 
-@needs_baseline
 def test_run_baseline_on_demo_fills_matrix(page, app, demo_labels):
     _open_lab(page, app)
     assert re.search(r"@\d+", _prompt_ref(page))
@@ -117,7 +112,6 @@ def test_run_baseline_on_demo_fills_matrix(page, app, demo_labels):
     assert f"n={len(demo_labels)}" in foot and "%" in foot
 
 
-@needs_baseline
 def test_drill_down_review_and_label_correction(page, app, demo_labels):
     _open_lab(page, app)
     page.wait_for_selector("#lab-matrix td[data-run]")

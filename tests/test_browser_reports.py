@@ -4,16 +4,12 @@ plus the price-table editing path on a real DuckDB store."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.appserver import RunningApp
 
 RUN_ID = re.compile(r"^r\d{8}-\d{6}-[0-9a-f]{4}$")
-# The runs use the real weights-free baseline engine; its module is another part of the tree.
-BASELINE = Path(__file__).resolve().parents[1] / "engines" / "baseline" / "engine.py"
-needs_baseline = pytest.mark.skipif(not BASELINE.exists(), reason="engines/baseline/engine.py is not in this tree yet")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +47,6 @@ def _open_reports(page, app, run_id: str):
 
 @pytest.mark.browser
 @pytest.mark.slow
-@needs_baseline
 def test_metrics_api_names_label_set_n_and_intervals(app, run_id):
     from gradio_client import Client
 
@@ -63,7 +58,6 @@ def test_metrics_api_names_label_set_n_and_intervals(app, run_id):
 
 @pytest.mark.browser
 @pytest.mark.slow
-@needs_baseline
 def test_reports_tab_shows_run_metrics_and_charts(page, app, run_id):
     _open_reports(page, app, run_id)
     metrics = _md(page, "rep-metrics")
@@ -93,7 +87,6 @@ def test_reports_tab_shows_run_metrics_and_charts(page, app, run_id):
 
 @pytest.mark.browser
 @pytest.mark.slow
-@needs_baseline
 def test_html_export_downloads_self_contained(page, app, run_id):
     _open_reports(page, app, run_id)
     page.click("#rep-export")
