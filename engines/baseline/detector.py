@@ -3,22 +3,28 @@
 Pipeline (all parameters in :class:`~engines.baseline.config.BaselineConfig`):
 
 1. Frames are taken at ~``analysis_fps``, turned grey and resized to ``proc_width``.
-2. Dense optical flow between consecutive frames (OpenCV DIS).
+2. Dense optical flow between consecutive frames (OpenCV DIS, half-resolution grid), forward and
+   backward: pixels whose round trip does not close are unreliable (the fast near road, where
+   DIS fails, is the main case). Pairs with too few reliable pixels are skipped (noise).
 3. Ego motion: for a camera that rotates and moves forward through a static world, the flow of
    every static point is a rotational part (3 parameters, known form) plus a part pointing
    straight away from the focus of expansion (FOE), whose length depends on the unknown depth.
-   A robust alternating least-squares fit on a grid of flow samples recovers rotation and FOE.
-   What no depth can explain — flow *across* the radial direction, or flow *toward* the FOE — is
-   independent motion. Static objects' parallax (parked cars, poles, buildings) is radial and so
-   drops out; a person walking into the road does not. When the ego car stands still, any
-   (de-rotated) motion counts.
+   One FOE per clip (the camera is fixed to the car) and one rotation per pair are fitted by
+   robust alternating least squares on a grid of reliable flow samples. What no depth can
+   explain — flow *across* the radial direction, or flow *toward* the FOE — is independent
+   motion. Static objects' parallax (parked cars, poles, buildings) is radial and so drops out;
+   a person running into the road does not. When the ego car stands still, any (de-rotated)
+   motion counts.
 4. The residual is thresholded (absolute and relative to the flow), kept only where it persists
-   over two pairs, cleaned with morphology and split into connected components (blobs).
+   with a compatible direction over consecutive pairs, away from camera-attached parts (bonnet),
+   cleaned with morphology and split into connected components (blobs). Blobs must start above
+   the near-field row where the road itself moves too fast for DIS.
 5. Blobs are tracked (IoU after flow prediction, or centroid distance; short gaps allowed).
 6. Each track observation gets a danger in 0..1: close (low in the frame), in or near the ego
    corridor (a trapezoid widening below the FOE), big enough, moving toward the corridor or
-   growing. It is multiplied by a *newness* term: high for a track first seen recently and not
-   first seen far away near the horizon. The clip score is the highest two-observation mean.
+   growing. It is multiplied by a *newness* term: high for a track first seen recently, not at the
+   very start of the clip, not first seen far away near the horizon, and not already sitting in
+   that spot of the picture before. The clip score is the highest two-observation mean.
    "Sudden, close, in my path, not seen before" is the motion signature of ghost probing.
 
 :func:`extract_features` does steps 1-5 (the costly part, cacheable as JSON) and
