@@ -24,14 +24,20 @@ def prepare(ctx, demo: bool = True):
     return AppState(config=ctx.config, store=ctx.store, library=lib)
 
 
+def bind_address(config, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+    """127.0.0.1 by default; 0.0.0.0 on Hugging Face Spaces (SPACE_ID set); flags and env win."""
+    host = host or os.environ.get("GHOSTPROBE_HOST") or ("0.0.0.0" if config.on_spaces else "127.0.0.1")
+    port = port or int(os.environ.get("GHOSTPROBE_PORT", "7860"))
+    return host, port
+
+
 def serve(ctx, host: str | None = None, port: int | None = None, demo: bool = True) -> None:
     from webapp.app import build_app, launch_kwargs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state = prepare(ctx, demo=demo)
     app = build_app(state)
-    host = host or os.environ.get("GHOSTPROBE_HOST") or ("0.0.0.0" if ctx.config.on_spaces else "127.0.0.1")
-    port = port or int(os.environ.get("GHOSTPROBE_PORT", "7860"))
+    host, port = bind_address(ctx.config, host, port)
     log.info("GhostProbe Studio on http://%s:%d (db %s)", host, port, ctx.config.db_path)
     sys.stdout.flush()
     app.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, show_error=False,
