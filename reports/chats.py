@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from reports.store import Store
+from reports.store import Store, decode_json_columns
 
 JSON_COLUMNS = ("verdict", "options", "sampling")
 KINDS = ("chat", "detect")
@@ -66,14 +66,7 @@ def log_turn(store: Store, *, chat_id: str, video_id: str | None, sha256: str | 
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    for k in JSON_COLUMNS:
-        v = row.get(k)
-        if isinstance(v, str):
-            try:
-                row[k] = json.loads(v)
-            except ValueError:
-                pass
-    return row
+    return decode_json_columns(row, JSON_COLUMNS)
 
 
 def turns(store: Store, chat_id: str) -> list[dict[str, Any]]:

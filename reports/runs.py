@@ -23,7 +23,7 @@ from typing import Any
 
 from engines.errors import GhostProbeError
 from engines.types import Verdict
-from reports.store import Store
+from reports.store import Store, decode_json_columns
 
 
 class RunError(GhostProbeError):
@@ -130,14 +130,7 @@ def update_run(store: Store, run_id: str, **fields: Any) -> None:
 
 
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
-    for k in ("options", "sampling", "selection"):
-        v = row.get(k)
-        if isinstance(v, str):
-            try:
-                row[k] = json.loads(v)
-            except ValueError:
-                pass
-    return row
+    return decode_json_columns(row, ("options", "sampling", "selection"))
 
 
 def get_run(store: Store, id_or_name: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ transaction, so a failed write leaves nothing half-done.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,18 @@ from typing import Any
 import duckdb
 
 from reports.migrations import MIGRATIONS
+
+
+def decode_json_columns(row: dict[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """DuckDB returns JSON columns as text: decode the named ones in place (text that is not JSON stays)."""
+    for k in columns:
+        v = row.get(k)
+        if isinstance(v, str):
+            try:
+                row[k] = json.loads(v)
+            except ValueError:
+                pass
+    return row
 
 
 class StoreError(Exception):
