@@ -40,6 +40,18 @@ def test_scan_indexes_files_and_frame_folders(library, env_dirs):
     assert library.scan().removed == ["a.mp4"]
 
 
+def test_videos_under_a_root_that_was_dropped_leave_the_library(env_dirs, store, tmp_path, monkeypatch):
+    other = tmp_path / "other_root"
+    write_mp4v(other / "elsewhere.mp4")
+    monkeypatch.setenv("GHOSTPROBE_LIBRARY", os.pathsep.join([str(env_dirs["library"]), str(other)]))
+    lib = Library(load_config(), store)
+    assert lib.scan().added == ["elsewhere.mp4"]
+    monkeypatch.setenv("GHOSTPROBE_LIBRARY", str(env_dirs["library"]))
+    lib = Library(load_config(), store)
+    assert lib.scan().removed == ["elsewhere.mp4"]
+    assert (other / "elsewhere.mp4").exists()  # the file itself is untouched
+
+
 def test_paths_outside_roots_are_refused(library, env_dirs, tmp_path):
     outside = write_mp4v(tmp_path / "outside.mp4")
     inside = write_mp4v(env_dirs["library"] / "in.mp4")

@@ -124,7 +124,11 @@ class Library:
                     video_id = row["video_id"] if row else self._free_id(_default_id(path), meta.sha256)
                 self._upsert(video_id, meta, key, origin)
                 (updated if row else added).append(video_id)
-            removed = [r["video_id"] for p, r in known.items() if p not in seen_paths and not Path(p).exists()]
+            # Gone from disk, or no longer under a configured root (GHOSTPROBE_LIBRARY changed): not in the
+            # library any more. Runs and labels keep their own copies of the ids, so nothing else is lost.
+            removed = [r["video_id"] for p, r in known.items()
+                       if p not in seen_paths and (not Path(p).exists()
+                                                   or not any(_inside(Path(p), root) for root in self.roots))]
             if removed:
                 with self.store.write() as cur:
                     cur.executemany("DELETE FROM videos WHERE video_id = ?", [[v] for v in removed])
