@@ -89,29 +89,26 @@ def confusion_heatmap(m: dict[str, Any], title: str | None = None) -> go.Figure:
     return fig
 
 
-def roc_points(y: Sequence[bool], s: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(fpr, tpr) of the ROC curve, thresholds at every distinct score (ties handled together)."""
+def _sweep(y: Sequence[bool], s: Sequence[float]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """True positives and predicted positives at every distinct score threshold (ties together), with P and N."""
     y = np.asarray(y, dtype=bool)
     s = np.asarray(s, dtype=float)
     order = np.argsort(-s, kind="mergesort")
     y, s = y[order], s[order]
     distinct = np.r_[np.where(np.diff(s))[0], y.size - 1]
     tps = np.cumsum(y)[distinct]
-    fps = (distinct + 1) - tps
-    P, N = max(int(y.sum()), 1), max(int((~y).sum()), 1)
-    return np.r_[0.0, fps / N], np.r_[0.0, tps / P]
+    return tps, distinct + 1, max(int(y.sum()), 1), max(int((~y).sum()), 1)
+
+
+def roc_points(y: Sequence[bool], s: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, tpr) of the ROC curve, thresholds at every distinct score (ties handled together)."""
+    tps, pred, P, N = _sweep(y, s)
+    return np.r_[0.0, (pred - tps) / N], np.r_[0.0, tps / P]
 
 
 def pr_points(y: Sequence[bool], s: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """(recall, precision) at every distinct score threshold."""
-    y = np.asarray(y, dtype=bool)
-    s = np.asarray(s, dtype=float)
-    order = np.argsort(-s, kind="mergesort")
-    y, s = y[order], s[order]
-    distinct = np.r_[np.where(np.diff(s))[0], y.size - 1]
-    tps = np.cumsum(y)[distinct]
-    pred = distinct + 1
-    P = max(int(y.sum()), 1)
+    tps, pred, P, _ = _sweep(y, s)
     return tps / P, tps / pred
 
 

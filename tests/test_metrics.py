@@ -285,3 +285,26 @@ def test_midranks_match_scipy(values):
 
     v = np.asarray(values, dtype=float)
     assert np.allclose(M._midranks(v), rankdata(v))
+
+
+def test_roc_and_pr_points_match_scikit_learn():
+    import numpy as np
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from reports.figures import pr_points, roc_points
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(60):
+        y = rng.random(30) < 0.4
+        s = np.round(rng.random(30), 1)  # many ties
+        if y.all() or (~y).all():
+            continue
+        fpr, tpr = roc_points(y, s)
+        ref_fpr, ref_tpr, _ = roc_curve(y, s, drop_intermediate=False)
+        assert np.allclose(fpr, ref_fpr) and np.allclose(tpr, ref_tpr)
+        rec, prec = pr_points(y, s)
+        ref_prec, ref_rec, _ = precision_recall_curve(y, s)
+        assert np.allclose(rec[::-1], ref_rec[:-1]) and np.allclose(prec[::-1], ref_prec[:-1])
+        checked += 1
+    assert checked > 50
