@@ -31,13 +31,10 @@ def register(cls: type[Engine]) -> type[Engine]:
 
 
 def _load_all() -> None:
+    # Cheap imports only: each engine imports its heavy packages inside its methods, and reports a
+    # missing package through availability(), so a broken optional install never stops start-up.
     for mod in ENGINE_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            # A module of ours that is not written yet, or a broken install; never fatal at start-up.
-            if not e.name or not e.name.startswith("engines."):
-                raise
+        importlib.import_module(mod)
 
 
 def all_engines() -> dict[str, type[Engine]]:

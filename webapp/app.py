@@ -1,4 +1,4 @@
-"""Builds the Gradio Blocks app from the tabs. Tabs that are not built yet are simply absent."""
+"""Builds the Gradio Blocks app from the tabs (one module per tab in webapp/tabs/)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from webapp.state import AppState
 
 log = logging.getLogger(__name__)
 
-# (module, title key). A tab module exposes build(state, shared) -> dict of components.
+# (module, title key). A tab module exposes build(state, shared) -> dict of components that later tabs may use.
 TABS = (
     ("webapp.tabs.library", "视频库"),
     ("webapp.tabs.chat", "对话检测"),
@@ -30,18 +30,12 @@ def build_app(state: AppState) -> gr.Blocks:
     with gr.Blocks(title="GhostProbe Studio") as demo:
         gr.Markdown(f"## {'GhostProbe Studio · 鬼探头检测工作台'}", elem_id="title")
         shared: dict[str, dict] = {}
-        loaders = []
         with gr.Tabs():
             for module_name, title in TABS:
-                try:
-                    module = importlib.import_module(module_name)
-                except ModuleNotFoundError as e:
-                    if e.name != module_name:
-                        raise
-                    continue
-                with gr.Tab(t(title), id=module_name.rsplit(".", 1)[-1], elem_id=f"tab-{module_name.rsplit('.', 1)[-1]}"):
-                    comps = module.build(state, shared) if module.build.__code__.co_argcount > 1 else module.build(state)
-                    shared[module_name.rsplit(".", 1)[-1]] = comps or {}
+                module = importlib.import_module(module_name)
+                name = module_name.rsplit(".", 1)[-1]
+                with gr.Tab(t(title), id=name, elem_id=f"tab-{name}"):
+                    shared[name] = module.build(state, shared) or {}
         lib = shared.get("library")
         if lib:
             demo.load(lib["load"], lib["filters"], [lib["gallery"], lib["ids"]])

@@ -73,7 +73,7 @@ def _jsonable(d: dict[str, Any] | None) -> dict[str, Any] | None:
                                    for k, v in d.items()}
 
 
-def build(state: AppState) -> dict[str, Any]:
+def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, Any]:
     """Build the tab inside the current Blocks context; returns components other tabs may reuse."""
     ids_state = gr.State([])
     current = gr.State("")
