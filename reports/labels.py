@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engines.errors import GhostProbeError, InputError, input_file
 from reports.store import Store
 
 
-class LabelError(Exception):
+class LabelError(GhostProbeError):
     """A label file or label-set request that cannot be honoured (one sentence)."""
 
 
@@ -66,11 +67,16 @@ def video_key(video_id: str) -> str:
 
 # -- parsing --------------------------------------------------------------------------------------
 def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise LabelError(f"Label file {path} does not exist.")
-    if path.is_dir():
-        raise LabelError(f"{path} is a folder, not a label CSV file.")
-    data = path.read_bytes()
+    try:  # refuses a FIFO (which would block forever), a device, a folder and a symlink loop before opening
+        input_file(path, "label file")
+    except InputError as e:
+        raise LabelError(str(e)) from None
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        from engines.errors import format_error
+
+        raise LabelError(format_error(e)) from None
     if not data.strip():
         raise LabelError(f"Label file {path.name} is empty.")
     if b"\x00" in data[:4096]:

@@ -28,8 +28,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from engines.errors import InputError, format_error, input_file
 from engines.types import Verdict
-from reports.runs import (RunError, add_predictions, create_run, label_id_map, require_label_set, video_key)
+from reports.runs import (RunError, add_predictions, create_run, delete_predictions, label_id_map, require_label_set, video_key)
 from reports.store import Store
 
 
@@ -38,11 +39,14 @@ class PredictionsImportError(RunError):
 
 
 def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise PredictionsImportError(f"Predictions file {path} does not exist.")
-    if path.is_dir():
-        raise PredictionsImportError(f"{path} is a folder, not a predictions file.")
-    data = path.read_bytes()
+    try:  # refuses a FIFO (which would block forever), a device, a folder and a symlink loop before opening
+        input_file(path, "predictions file")
+    except InputError as e:
+        raise PredictionsImportError(str(e)) from None
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise PredictionsImportError(format_error(e)) from None
     if not data.strip():
         raise PredictionsImportError(f"Predictions file {path.name} is empty.")
     for enc in ("utf-8-sig", "gb18030"):
@@ -83,6 +87,8 @@ def read_records(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
                 obj = json.loads(line)
             except ValueError as e:
                 raise PredictionsImportError(f"{path.name} line {i} is not valid JSON ({e.msg}).") from None
+            except RecursionError:
+                raise PredictionsImportError(f"{path.name} line {i} is nested too deeply to read as JSON.") from None
             if not isinstance(obj, dict):
                 raise PredictionsImportError(f"{path.name} line {i} is not a JSON object.")
             records.append(obj)
@@ -92,6 +98,8 @@ def read_records(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
             doc = json.loads(text)
         except ValueError as e:
             raise PredictionsImportError(f"{path.name} is not valid JSON ({e.msg} at line {getattr(e, 'lineno', '?')}).") from None
+        except RecursionError:
+            raise PredictionsImportError(f"{path.name} is nested too deeply to read as JSON.") from None
         found = _first_object_list(doc)
         if found is None:
             raise PredictionsImportError(f"{path.name} holds no list of objects to read predictions from.")
@@ -192,6 +200,9 @@ def import_predictions(store: Store, path: str | Path, *, name: str, label_set: 
         if confidence_field:
             found, c = _get(rec, confidence_field)
             if found and c not in (None, ""):
+                if isinstance(c, (bool, dict, list)):
+                    bad.append(f"row {i} confidence {_text(c)[:40]} is not a number")
+                    continue
                 try:
                     conf = float(c)
                 except (TypeError, ValueError):
@@ -217,8 +228,8 @@ def import_predictions(store: Store, path: str | Path, *, name: str, label_set: 
     try:
         add_predictions(store, run_id, items)
     except BaseException:
+        delete_predictions(store, run_id)
         with store.write() as cur:
-            cur.execute("DELETE FROM predictions WHERE run_id = ?", [run_id])
             cur.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
         raise
     with store.write() as cur:

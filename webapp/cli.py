@@ -1,8 +1,10 @@
 """The ``ghostprobe`` command line.
 
 Each area lives in its own module under ``webapp/commands/`` exposing ``register(subparsers)``;
-handlers receive ``(args, ctx)`` and return an exit code. A user error (any GhostProbeError,
-StoreError, LabelError, ConfigError) prints one sentence on stderr and exits 2 — never a traceback.
+handlers receive ``(args, ctx)`` and return an exit code. A user error (any
+:class:`engines.errors.GhostProbeError` — StoreError, LabelError, ConfigError, RunError, VideoError,
+EngineError… all derive from it — or an OS error about a named path) prints
+:func:`engines.errors.format_error`'s one sentence on stderr and exits 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import json
 import sys
 from typing import Any
 
+from engines.errors import GhostProbeError
+
 COMMAND_MODULES = (
     "webapp.commands.core",
     "webapp.commands.prompts",
     "webapp.commands.llm",
     "webapp.commands.evaluation",
+    "webapp.commands.cloud",
+    "webapp.commands.runs_admin",
 )
 
 
@@ -43,17 +49,14 @@ class Context:
             self._store.close()
 
 
-class CliError(Exception):
+class CliError(GhostProbeError):
     """A usage error found by a handler (bad combination of flags, unknown id)."""
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    from engines.errors import GhostProbeError
-    from reports.labels import LabelError
-    from reports.store import StoreError
-    from webapp.config import ConfigError
-
-    return (GhostProbeError, StoreError, LabelError, ConfigError, CliError)
+    """The exception types that are a person's mistake, not a bug (OS errors count only when they name a
+    path: see :func:`engines.errors.is_user_error`)."""
+    return (GhostProbeError, argparse.ArgumentError, argparse.ArgumentTypeError, OSError)
 
 
 def print_json(obj: Any) -> None:
@@ -76,22 +79,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engines.errors import format_error, is_user_error
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    errors = user_errors()
     ctx = None
     try:
         ctx = Context(args.db)
         return int(args.func(args, ctx) or 0)
-    except errors as e:
-        print(f"ghostprobe: {e}", file=sys.stderr)
+    except BrokenPipeError:  # `ghostprobe … | head`: the reader left; nothing to say
+        sys.stderr.close()
+        return 141
+    except user_errors() as e:
+        if not is_user_error(e):
+            raise
+        print(f"ghostprobe: {format_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ghostprobe: interrupted.", file=sys.stderr)
         return 130
     finally:
         if ctx is not None:
-            ctx.close()
+            try:
+                ctx.close()
+            except Exception:  # noqa: BLE001 - closing a damaged database must not hide the sentence above
+                pass
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engines.errors import GhostProbeError
+
 
 def _env(name: str, default: str | None = None) -> str | None:
     v = os.environ.get(name)
@@ -39,8 +41,8 @@ class Config:
         return self.library_roots[0] / "demo"
 
 
-class ConfigError(Exception):
-    pass
+class ConfigError(GhostProbeError):
+    """A setting (environment variable) with a value that cannot be used."""
 
 
 def load_config(db: str | None = None) -> Config:
