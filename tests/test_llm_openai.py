@@ -24,9 +24,12 @@ ANSWER = ['{"是否鬼探头": "是", ', '"置信度": 0.8, ', '"危险等级": 
 class FakeServer:
     """A chat-completions server whose behaviour each test scripts: a queue of responses."""
 
-    def __init__(self):
+    def __init__(self, models: list[str] | None = None, reports: str | None = None):
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.paths: list[str] = []  # every request line's path, query included
+        self.models = list(models or ["served-model"])  # what GET /models lists
+        self.reports = reports  # the model name the chunks report (None: the one asked for)
         self.script: list[tuple] = []  # ("ok",) | ("status", code, body) | ("sleep", seconds)
         outer = self
 
@@ -47,14 +50,16 @@ class FakeServer:
                 self.wfile.write(data)
 
             def do_GET(self):
-                if self.path.endswith("/models"):
-                    self._json(200, {"object": "list", "data": [{"id": "served-model", "object": "model",
-                                                                 "created": 0, "owned_by": "me"}]})
+                outer.paths.append(self.path)
+                if self.path.split("?")[0].endswith("/models"):
+                    self._json(200, {"object": "list", "data": [{"id": m, "object": "model", "created": 0,
+                                                                 "owned_by": "me"} for m in outer.models]})
                 else:
                     self._json(404, {"error": {"message": "nope"}})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.paths.append(self.path)
                 outer.requests.append(body)
                 outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                 step = outer.script.pop(0) if outer.script else ("ok",)
@@ -63,14 +68,15 @@ class FakeServer:
                     return
                 if step[0] == "sleep":
                     time.sleep(step[1])
-                if not self.path.endswith("/chat/completions"):
+                if not self.path.split("?")[0].endswith("/chat/completions"):
                     self._json(404, {"error": {"message": "no route"}})
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                base = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                base = {"id": "c1", "object": "chat.completion.chunk", "created": 0,
+                        "model": outer.reports or body["model"],
                         "system_fingerprint": "fp_test"}
                 for i, piece in enumerate(ANSWER):
                     delta = {"content": piece} if i else {"role": "assistant", "content": piece}
@@ -150,9 +156,9 @@ def test_images_mode_streams_and_counts_tokens(server):
     assert call.extra["attempts"] == 1 and call.generate_s > 0
 
 
-def test_detect_parses_streamed_json(server):
+def test_ask_parses_streamed_json(server):
     e = OpenAIEngine(model="m", base_url=server.url)
-    r = e.detect(clip(), MSGS[:2], GenerationOptions())
+    r = e.ask(clip(), MSGS[:2], GenerationOptions())
     assert r.verdict.status == "ok" and r.verdict.ghost_probing is True and r.verdict.object_type == "pedestrian"
     assert server.headers[-1]["authorization"] == "Bearer EMPTY"  # a local server needs no key
 
@@ -257,3 +263,148 @@ def test_max_completion_tokens_fallback(server):
     assert "".join(e.stream_chat(clip(), MSGS[:2], GenerationOptions(max_new_tokens=99))) == "".join(ANSWER)
     first, second = server.requests
     assert first["max_tokens"] == 99 and "max_tokens" not in second and second["max_completion_tokens"] == 99
+
+
+# -- identity: resolved before the first call, checked after it ------------------------------------
+
+def _digest(engine, opts=None):
+    return engine.identity(opts or GenerationOptions(), {"num_frames": 3}, "p" * 64).digest()
+
+
+def test_two_servers_with_different_models_have_different_identities(monkeypatch):
+    a, b = FakeServer(models=["model-a"]), FakeServer(models=["model-b", "model-z"])
+    try:
+        # the same configuration (model left to the server) pointed at one server, then the other
+        monkeypatch.setenv("GHOSTPROBE_OPENAI_BASE_URL", a.url)
+        ea, ea2 = OpenAIEngine(), OpenAIEngine()
+        monkeypatch.setenv("GHOSTPROBE_OPENAI_BASE_URL", b.url)
+        eb = OpenAIEngine()
+        da, db = ea.describe(), eb.describe()
+        assert (da["model"], db["model"]) == ("model-a", "model-b")  # the first model each server lists
+        assert da["endpoint"] == a.url and db["endpoint"] == b.url and da["video_mode"] == "images"
+        assert _digest(ea) != _digest(eb)
+        assert _digest(ea) == _digest(ea2)  # the same server: the same identity (a cache hit)
+        assert ea.identity(described=da).model == "model-a"
+        # what answered is what the identity says
+        "".join(eb.stream_chat(clip(), MSGS[:2], GenerationOptions()))
+        assert b.requests[-1]["model"] == "model-b" and eb.last_call.model == "model-b"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_same_endpoint_serving_another_model_is_another_identity(server):
+    server.models = ["first-model"]
+    before = OpenAIEngine(base_url=server.url)
+    d1 = _digest(before)
+    server.models = ["second-model"]  # the server restarted with another model on the same port
+    after = OpenAIEngine(base_url=server.url)
+    assert after.describe()["model"] == "second-model" and _digest(after) != d1
+    assert before.describe()["model"] == "first-model"  # asked once per engine instance
+
+
+def test_models_listed_once_per_instance_and_used_for_calls(server):
+    e = OpenAIEngine(base_url=server.url)
+    assert e.model_id() is None
+    assert e.describe()["model"] == "served-model"
+    for _ in range(2):
+        "".join(e.stream_chat(clip(), MSGS[:2], GenerationOptions()))
+    assert [p for p in server.paths if p.endswith("/models")] == ["/v1/models"]
+    assert [r["model"] for r in server.requests] == ["served-model"] * 2
+    assert e.model_id() == "served-model" and e.last_call.extra["model_requested"] == "served-model"
+
+
+def test_configured_model_needs_no_listing(server):
+    d = OpenAIEngine(model="qwen-vl", base_url=server.url, video_mode="video_url").describe()
+    assert d["model"] == "qwen-vl" and d["video_mode"] == "video_url" and d["settings"]["video_codec"]
+    assert server.paths == []  # nothing asked
+
+
+def test_reported_model_is_captured(server):
+    server.reports = "gpt-4o-2024-08-06"  # a server that answers under a more exact name than the one asked
+    e = OpenAIEngine(model="gpt-4o", base_url=server.url)
+    text, call = e.chat(clip(), MSGS[:2], GenerationOptions())
+    assert text == "".join(ANSWER)
+    assert call.model == "gpt-4o-2024-08-06" and call.extra["model_requested"] == "gpt-4o"
+    assert e.identity().model == "gpt-4o"  # the identity says what was asked; the core compares the two
+
+
+def test_describe_when_server_unreachable_is_one_sentence(server):
+    url = server.url.replace("http://", "http://alice:pw-PLANTED-9876@") + "?token=TOKEN-PLANTED-5555"
+    server.close()
+    e = OpenAIEngine(base_url=url, api_key=SECRET, timeout_s=5)
+    with pytest.raises(EngineError) as ei:
+        e.describe()
+    msg = str(ei.value)
+    assert "Cannot connect" in msg and "which model it serves" in msg and "\n" not in msg
+    for planted in ("alice", "pw-PLANTED", "TOKEN-PLANTED", SECRET):
+        assert planted not in msg
+
+
+def test_server_that_lists_no_model(server):
+    server.models = []
+    with pytest.raises(EngineError, match="lists no model; set GHOSTPROBE_OPENAI_MODEL"):
+        OpenAIEngine(base_url=server.url).describe()
+
+
+# -- cost location -----------------------------------------------------------------------------------
+
+def test_cost_locations_match_the_price_catalogue(store, server):
+    from reports.costs import find_price
+
+    row, why = find_price(store, OpenAIEngine(model="gpt-4o", api_key=SECRET).cost_location().location)
+    assert why is None and (row["provider"], row["sku"], row["usd_per_1m_input_tokens"]) == ("openai", "gpt-4o", 2.5)
+    azure = OpenAIEngine(model="gpt-4o", base_url="https://me.openai.azure.com/openai/v1", api_key=SECRET)
+    row, why = find_price(store, azure.cost_location().location)
+    assert why is None and row["provider"] == "azure-openai"
+    # a vLLM server on your own box has no token price: the report says unknown, never a wrong price
+    own = OpenAIEngine(base_url=server.url)
+    assert own.cost_location().location == "self-hosted:127.0.0.1"
+    row, why = find_price(store, own.cost_location().location)
+    assert row is None and "no price is set for location 'self-hosted:127.0.0.1'" in why
+    assert OpenAIEngine(base_url="http://gpu-box:8000/v1").cost_location().location == "self-hosted:gpu-box"
+    assert OpenAIEngine(base_url="http://10.1.2.3:8000/v1").cost_location().location == "self-hosted:10.1.2.3"
+    hosted = OpenAIEngine(model="qwen-vl-max", base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
+                          api_key=SECRET)
+    assert hosted.cost_location().location == "dashscope.aliyuncs.com:qwen-vl-max"
+    assert find_price(store, hosted.cost_location().location)[0] is None
+
+
+# -- no credentials in anything the engine says ------------------------------------------------------
+
+def test_planted_secrets_never_appear(server, caplog):
+    import logging
+
+    user, password, token, key = "alice", "pw-PLANTED-9876", "TOKEN-PLANTED-5555", "sk-PLANTED-KEY-424242"
+    planted = (user, password, token, key)
+    url = server.url.replace("http://", f"http://{user}:{password}@") + f"?token={token}"
+    caplog.set_level(logging.DEBUG)
+    e = OpenAIEngine(base_url=url, api_key=key, backoff_s=0.01)  # the key given as an argument, not in env
+    said: list[str] = []
+    ok, reason = e.availability()
+    said.append(reason)
+    d = e.describe()
+    said += [json.dumps(d), e.identity(GenerationOptions(), {}, None, described=d).canonical(),
+             e.cost_location().location, e.endpoint]
+    assert d["endpoint"] == server.url and d["model"] == "served-model"
+    # the query token really reaches the server (as a query parameter), on every request
+    assert all(f"token={token}" in p for p in server.paths)
+
+    server.script = [("status", 429, {"error": {"message": f"slow down {key} {token} {password}"}}), ("ok",)]
+    text, call = e.chat(clip(), MSGS[:2], GenerationOptions())
+    assert text == "".join(ANSWER) and call.extra["attempts"] == 2
+    said.append(json.dumps(call.to_dict(), default=str))
+    assert "retry 1 of 3" in caplog.text  # our own log line about the retry
+
+    server.script = [("status", 400, {"error": {"message": f"bad request for {key} at {url} {token} {password}"}})]
+    for code in (400, 401, 404, 503):
+        server.script = [("status", code, {"error": {"message": f"no: {key} at {url} {token} {password}"}})] * 4
+        with pytest.raises(EngineError) as ei:
+            list(e.stream_chat(clip(), MSGS[:2], GenerationOptions()))
+        said.append(str(ei.value))
+    assert "HTTP 400" in said[-4] and "no:" in said[-4]  # the server's detail is kept, scrubbed
+    said.append(caplog.text)
+    assert "HTTP Request" in caplog.text  # httpx did log the request URLs, through the filter
+    for text in said:
+        for p in planted:
+            assert p not in text, (p, text[:300])

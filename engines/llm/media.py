@@ -11,6 +11,15 @@ from fractions import Fraction
 
 import numpy as np
 
+MP4_CRF = 23  # libx264 quality of the MP4 sent to servers that take video
+
+
+def mp4_codec() -> str:
+    """The encoder :func:`frames_to_mp4` uses here: libx264 when PyAV has it, else MPEG-4 part 2."""
+    import av
+
+    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
 
 def jpeg_bytes(frame: np.ndarray, quality: int = 85) -> bytes:
     from PIL import Image
@@ -35,11 +44,11 @@ def frames_to_mp4(frames: np.ndarray, fps: float) -> bytes:
     rate = Fraction(max(1, round(max(fps, 0.1) * 1000)), 1000)
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
-        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        codec = mp4_codec()
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
         if codec == "libx264":
-            stream.options = {"crf": "23", "preset": "veryfast"}
+            stream.options = {"crf": str(MP4_CRF), "preset": "veryfast"}
         for i in range(t):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i, :h2, :w2]), format="rgb24")
             for packet in stream.encode(frame):

@@ -19,25 +19,111 @@ server's ``Retry-After`` when it is at most 10 s). Connection refused, timeouts,
 4xx are not retried: they become one-sentence :class:`EngineError` s that never contain the key.
 
 ``availability()`` makes no network call: it says "configured, not yet contacted".
+
+Identity (``describe()``, resolved before the first call): ``endpoint`` (the base URL without user-info,
+query or fragment: :func:`engines.redact.endpoint`), ``model`` (the configured one, else the first model
+the server's ``GET /models`` lists — asked once per engine instance within ``timeout_s``, default 30 s),
+``video_mode`` and the media encoding in ``settings``. After each call ``last_call.model`` holds what the
+response itself reported (the ``model`` field of the streamed chunks), ``extra["model_requested"]`` what
+was asked for, so the core can check one against the other.
+
+Cost location (``cost_location()``): ``openai:<model>`` for api.openai.com, ``azure-openai:<model>`` for
+``*.openai.azure.com`` (both token-priced rows of ``reports/data/prices.csv``), ``self-hosted:<host>`` for a
+server on a loopback, private or single-label host (your own box: no token price, so the cost report says
+"unknown" until someone sets an hourly price for that row), else ``<host>:<model>``.
+
+No credentials in anything this engine says: every error sentence, log line (ours, and those of the
+``openai`` and ``httpx`` / ``httpx2`` loggers, which print request URLs) and ``CallRecord`` passes through
+:func:`engines.redact.redact`, which also masks the API key, the password of a ``user:pass@`` base URL
+and the values of its query parameters (``?token=…`` is sent as a query parameter, never shown).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from engines.base import CallRecord, Engine, GenerationOptions, Message
+from engines.base import CallRecord, CostLocation, Engine, GenerationOptions, Message
 from engines.errors import EngineError
-from engines.registry import register
+from engines.redact import MASK, endpoint, host, redact
 from engines.types import Clip
+
+log = logging.getLogger(__name__)
 
 VIDEO_MODES = ("images", "video_url")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+JPEG_QUALITY = 85
+DESCRIBE_TIMEOUT_S = 30.0
+# Hosts whose servers are your own machines: no token price (cost location ``self-hosted:<host>``).
+_PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".lan", ".home.arpa", ".localdomain")
+
+# Secrets this process's engines were given (API keys passed as arguments, base-URL passwords and query
+# values): masked in every message and log line, beside what engines.redact finds in the environment.
+_SECRETS: set[str] = set()
+_FILTER_LOCK = threading.Lock()
+_FILTER_INSTALLED = False
+_REDACTED_LOGGERS = ("httpx", "httpx2", "openai", "openai._base_client", __name__)
+
+
+def scrub(text: object) -> str:
+    """``text`` without credentials: :func:`engines.redact.redact` plus the secrets engines were given."""
+    s = redact(text)
+    for v in sorted(_SECRETS, key=len, reverse=True):
+        if v in s:
+            s = s.replace(v, MASK)
+    return s
+
+
+class _RedactFilter(logging.Filter):
+    """Rewrites a log record's message without credentials (httpx logs full request URLs at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001  a broken record is not ours to fix
+            return True
+        clean = scrub(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _install_log_filter() -> None:
+    global _FILTER_INSTALLED
+    with _FILTER_LOCK:
+        if _FILTER_INSTALLED:
+            return
+        for name in _REDACTED_LOGGERS:
+            logging.getLogger(name).addFilter(_RedactFilter())
+        _FILTER_INSTALLED = True
+
+
+def split_base_url(url: str) -> tuple[str, dict[str, str]]:
+    """A base URL without its query (sent as ``default_query`` instead: the SDK appends paths to the
+    base URL, which would land after a query) and the query parameters."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", "")), query
+
+
+def is_private_host(name: str | None) -> bool:
+    """Loopback, private or link-local addresses, ``localhost`` and single-label / local-domain names."""
+    h = (name or "").strip("[]").lower()
+    if not h:
+        return False
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        return h == "localhost" or "." not in h or h.endswith(_PRIVATE_SUFFIXES)
+    return ip.is_private or ip.is_loopback or ip.is_link_local
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -45,7 +131,7 @@ def _env(name: str, default: str | None = None) -> str | None:
     return v if v not in (None, "") else default
 
 
-def build_content(clip: Clip | None, text: str, video_mode: str, jpeg_quality: int = 85) -> list[dict[str, Any]]:
+def build_content(clip: Clip | None, text: str, video_mode: str, jpeg_quality: int = JPEG_QUALITY) -> list[dict[str, Any]]:
     """The content parts of the first user turn: the video (as frames or one MP4) then the question."""
     from engines.llm.media import frames_to_jpeg_b64, frames_to_mp4, sampled_fps
 
@@ -88,7 +174,7 @@ def build_messages(clip: Clip | None, messages: list[Message], video_mode: str) 
     return out
 
 
-@register
+
 class OpenAIEngine(Engine):
     name = "openai"
     title = "OpenAI-compatible server (vLLM, SGLang, LMDeploy, GPT-4o…)"
@@ -103,38 +189,80 @@ class OpenAIEngine(Engine):
         self.video_mode = mode
         self.max_retries = int(config.get("max_retries", _env("GHOSTPROBE_OPENAI_MAX_RETRIES", "3")))
         self.backoff_s = float(config.get("backoff_s", 0.5))
+        self.timeout_s = float(config.get("timeout_s") or DESCRIBE_TIMEOUT_S)  # for GET /models
         self._served_model: str | None = None
+        self._models_lock = threading.Lock()
+        self._base, self._query = split_base_url(self.url)
+        for secret in (self._api_key, urlsplit(self.url).password, *self._query.values()):
+            if secret and len(secret) >= 4:
+                _SECRETS.add(secret)
+        _install_log_filter()
 
     # -- configuration ----------------------------------------------------------------------------
     @property
     def url(self) -> str:
         return self.base_url or OPENAI_DEFAULT_URL
 
+    @property
+    def endpoint(self) -> str:
+        """The base URL as shown and stored: no user-info, no query (:func:`engines.redact.endpoint`)."""
+        return endpoint(self.url) or ""
+
     def _host(self) -> str:
-        p = urlparse(self.url)
-        return f"{p.scheme}://{p.netloc}" if p.netloc else self.url
+        """``scheme://host[:port]`` without credentials, for sentences."""
+        parts = urlsplit(self.endpoint)
+        return f"{parts.scheme}://{parts.netloc}" if parts.netloc else self.endpoint
 
     def availability(self) -> tuple[bool, str]:
         if importlib.util.find_spec("openai") is None:
             return False, "The openai engine needs the openai package: pip install 'ghostprobe-studio[llm]'."
         if self.video_mode not in VIDEO_MODES:
-            return False, f"GHOSTPROBE_OPENAI_VIDEO_MODE must be images or video_url, not '{self.video_mode}'."
+            return False, scrub(f"GHOSTPROBE_OPENAI_VIDEO_MODE must be images or video_url, not '{self.video_mode}'.")
         if not self.base_url and not self._api_key:
             return False, ("Not configured: set GHOSTPROBE_OPENAI_BASE_URL (e.g. a vLLM server) "
                            "or GHOSTPROBE_OPENAI_API_KEY.")
         if not self.base_url and not self.model:
             return False, "Set GHOSTPROBE_OPENAI_MODEL (e.g. gpt-4o) to use api.openai.com."
         model = self.model or "the first model the server lists"
-        return True, f"configured, not yet contacted: {self.url}, model {model}, video as {self.video_mode}."
+        return True, scrub(f"configured, not yet contacted: {self.endpoint}, model {model}, video as {self.video_mode}.")
 
     def model_id(self) -> str | None:
         return self.model or self._served_model
 
+    # -- identity and cost ------------------------------------------------------------------------
+    def media_settings(self) -> dict[str, Any]:
+        """How the video is encoded for the server (it changes what the model sees)."""
+        if self.video_mode == "video_url":
+            from engines.llm.media import MP4_CRF, mp4_codec
+
+            return {"video_codec": mp4_codec(), "crf": MP4_CRF}
+        return {"jpeg_quality": JPEG_QUALITY}
+
+    def describe(self) -> dict[str, Any]:
+        """endpoint, model (asked from ``GET /models`` once when not configured), video_mode, settings.
+        Raises EngineError with one sentence when unconfigured or when the server cannot be asked."""
+        ok, reason = self.availability()
+        if not ok:
+            raise EngineError(reason)
+        return {"model": self.resolve_model(), "revision": None, "endpoint": self.endpoint,
+                "video_mode": self.video_mode, "settings": self.media_settings()}
+
+    def cost_location(self) -> CostLocation:
+        name = (urlsplit(self.url).hostname or "").lower()
+        model = self.model_id()
+        if name == "api.openai.com":
+            loc = f"openai:{model}" if model else "openai"
+        elif name.endswith(".openai.azure.com"):
+            loc = f"azure-openai:{model}" if model else "azure-openai"
+        elif is_private_host(name):
+            loc = f"self-hosted:{name or host(self.url)}"  # your own box: no token price
+        else:
+            loc = f"{name}:{model}" if model else name
+        return CostLocation(loc)
+
     # -- errors -----------------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "***")
-        return text
+        return scrub(text)
 
     def _status_message(self, e: Any) -> str:
         body = getattr(e, "body", None)
@@ -144,39 +272,50 @@ class OpenAIEngine(Engine):
             msg = err.get("message", "") if isinstance(err, dict) else str(err)
         msg = msg or getattr(e, "message", "") or ""
         msg = " ".join(str(msg).split())[:200].rstrip(".")
-        return self._scrub(msg)
+        return scrub(msg)
 
-    def _error(self, e: Exception, attempts: int, timeout_s: float) -> EngineError:
+    def _error(self, e: Exception, attempts: int, timeout_s: float, listing: bool = False) -> EngineError:
+        """One sentence for a failed call (``listing``: the ``GET /models`` asked by describe())."""
         import openai
 
-        host = self._host()
+        host_ = self._host()
         model = self.model_id() or "?"
         if isinstance(e, openai.APITimeoutError):
-            return EngineError(f"The server at {host} did not answer within {timeout_s:g} s; it may be overloaded "
-                               "or the video too long, so raise the timeout or use fewer frames.")
-        if isinstance(e, openai.APIConnectionError):
-            return EngineError(f"Cannot connect to the OpenAI-compatible server at {host}: is it running and is "
-                               "GHOSTPROBE_OPENAI_BASE_URL right?")
-        if isinstance(e, openai.APIStatusError):
+            if listing:
+                msg = (f"The server at {host_} did not list its models within {timeout_s:g} s; check it, or set "
+                       "GHOSTPROBE_OPENAI_MODEL so it need not be asked.")
+            else:
+                msg = (f"The server at {host_} did not answer within {timeout_s:g} s; it may be overloaded "
+                       "or the video too long, so raise the timeout or use fewer frames.")
+        elif isinstance(e, openai.APIConnectionError):
+            ask = " to ask which model it serves" if listing else ""
+            msg = (f"Cannot connect to the OpenAI-compatible server at {host_}{ask}: is it running and is "
+                   "GHOSTPROBE_OPENAI_BASE_URL right?")
+        elif isinstance(e, openai.APIStatusError):
             code = e.status_code
             if code == 401:
-                return EngineError(f"The server at {host} rejected the API key (HTTP 401): check "
-                                   "GHOSTPROBE_OPENAI_API_KEY.")
-            if code == 403:
-                return EngineError(f"The server at {host} refused access (HTTP 403): the API key has no access "
-                                   f"to model {model}.")
-            if code == 404:
-                return EngineError(f"Model '{model}' was not found at {self.url} (HTTP 404): check "
-                                   "GHOSTPROBE_OPENAI_MODEL and that the base URL ends in /v1.")
-            if code == 429:
-                return EngineError(f"The server at {host} kept answering 429 (rate limited) after {attempts} "
-                                   "attempts; try again later.")
-            if code >= 500:
-                return EngineError(f"The server at {host} failed with HTTP {code} after {attempts} attempts.")
-            detail = self._status_message(e)
-            return EngineError(f"The server at {host} rejected the request (HTTP {code})"
-                               + (f": {detail}." if detail else "."))
-        return EngineError(self._scrub(f"The call to {host} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}."))
+                msg = f"The server at {host_} rejected the API key (HTTP 401): check GHOSTPROBE_OPENAI_API_KEY."
+            elif code == 403:
+                msg = (f"The server at {host_} refused access (HTTP 403): the API key has no access "
+                       + ("to its model list." if listing else f"to model {model}."))
+            elif listing:
+                msg = (f"The server at {host_} answered HTTP {code} when asked for its models (GET "
+                       f"{self.endpoint}/models): set GHOSTPROBE_OPENAI_MODEL or check that the base URL ends in /v1.")
+            elif code == 404:
+                msg = (f"Model '{model}' was not found at {self.endpoint} (HTTP 404): check "
+                       "GHOSTPROBE_OPENAI_MODEL and that the base URL ends in /v1.")
+            elif code == 429:
+                msg = (f"The server at {host_} kept answering 429 (rate limited) after {attempts} "
+                       "attempts; try again later.")
+            elif code >= 500:
+                msg = f"The server at {host_} failed with HTTP {code} after {attempts} attempts."
+            else:
+                detail = self._status_message(e)
+                msg = f"The server at {host_} rejected the request (HTTP {code})" + (f": {detail}." if detail else ".")
+        else:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = f"The call to {host_} failed: {first.rstrip('.')}."
+        return EngineError(scrub(msg))
 
     def _retry_delay(self, e: Any, n: int) -> float:
         headers = getattr(getattr(e, "response", None), "headers", None) or {}
@@ -192,22 +331,26 @@ class OpenAIEngine(Engine):
     def client(self, timeout_s: float):
         import openai
 
-        return openai.OpenAI(api_key=self._api_key or "EMPTY", base_url=self.url,
+        return openai.OpenAI(api_key=self._api_key or "EMPTY", base_url=self._base,
+                             default_query=self._query or None,
                              timeout=openai.Timeout(timeout_s, connect=min(10.0, timeout_s)), max_retries=0)
 
-    def _resolve_model(self, client, timeout_s: float) -> str:
+    def resolve_model(self) -> str:
+        """The configured model, else the first one the server lists (asked once per instance)."""
         if self.model:
             return self.model
-        if self._served_model:
+        with self._models_lock:
+            if self._served_model:
+                return self._served_model
+            try:
+                models = [m.id for m in self.client(self.timeout_s).models.list()]
+            except Exception as e:  # noqa: BLE001
+                raise self._error(e, 1, self.timeout_s, listing=True) from None
+            if not models:
+                raise EngineError(scrub(f"The server at {self._host()} lists no model; set GHOSTPROBE_OPENAI_MODEL."))
+            self._served_model = str(models[0])
+            log.info("%s serves %s (first of %d listed)", self.endpoint, self._served_model, len(models))
             return self._served_model
-        try:
-            models = [m.id for m in client.models.list()]
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, 1, timeout_s) from None
-        if not models:
-            raise EngineError(f"The server at {self._host()} serves no model; set GHOSTPROBE_OPENAI_MODEL.")
-        self._served_model = models[0]
-        return self._served_model
 
     def stream_chat(self, clip: Clip | None, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
         import openai
@@ -221,7 +364,7 @@ class OpenAIEngine(Engine):
         payload = build_messages(clip, messages, self.video_mode)
         preprocess_s = time.perf_counter() - t0
         client = self.client(timeout_s)
-        model = self._resolve_model(client, timeout_s)
+        model = self.resolve_model()
 
         kwargs: dict[str, Any] = dict(model=model, messages=payload, stream=True,
                                       stream_options={"include_usage": True},
@@ -234,6 +377,7 @@ class OpenAIEngine(Engine):
 
         usage = None
         fingerprint = None
+        reported: list[str] = []  # the ``model`` field of the chunks, in order of first appearance
         ttft = None
         pieces = 0
         attempts = 0
@@ -245,6 +389,9 @@ class OpenAIEngine(Engine):
                 try:
                     for chunk in stream:
                         fingerprint = getattr(chunk, "system_fingerprint", None) or fingerprint
+                        said = getattr(chunk, "model", None)
+                        if said and said not in reported:
+                            reported.append(str(said))
                         if getattr(chunk, "usage", None):
                             usage = chunk.usage
                         for choice in chunk.choices or []:
@@ -270,17 +417,23 @@ class OpenAIEngine(Engine):
                 raise self._error(e, attempts, timeout_s) from None
             except openai.APIStatusError as e:
                 if e.status_code in RETRY_STATUSES and pieces == 0 and attempts <= self.max_retries:
-                    time.sleep(self._retry_delay(e, attempts - 1))
+                    delay = self._retry_delay(e, attempts - 1)
+                    log.warning("%s", scrub(f"{self._host()} answered HTTP {e.status_code} before any text; "
+                                            f"retry {attempts} of {self.max_retries} in {delay:.2f} s"))
+                    time.sleep(delay)
                     continue
                 raise self._error(e, attempts, timeout_s) from None
             except openai.OpenAIError as e:
                 raise self._error(e, attempts, timeout_s) from None
         generate_s = time.perf_counter() - t_gen
+        extra: dict[str, Any] = {"attempts": attempts, "ttft_s": ttft, "video_mode": self.video_mode,
+                                 "pieces": pieces, "frames": clip.num_frames if clip is not None else 0,
+                                 "model_requested": model}
+        if len(reported) > 1:
+            extra["models_reported"] = reported
         self.last_call = CallRecord(
-            engine=self.name, model=model, revision=fingerprint,
+            engine=self.name, model=reported[0] if reported else None, revision=fingerprint,
             latency_s=time.perf_counter() - t0, preprocess_s=preprocess_s, generate_s=generate_s,
             prompt_tokens=getattr(usage, "prompt_tokens", None), completion_tokens=getattr(usage, "completion_tokens", None),
-            device=f"remote {self._host()}",
-            extra={"attempts": attempts, "ttft_s": ttft, "video_mode": self.video_mode, "pieces": pieces,
-                   "frames": clip.num_frames if clip is not None else 0},
+            device=f"remote {host(self.url)}", extra=extra,
         )
