@@ -1,0 +1,99 @@
+"""The job state store (reports.jobs): state machine with times, events, cost so far from the catalogue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from engines.base import JobStatus
+from reports import jobs as J
+
+T0 = datetime(2026, 12, 2, 7, 0, 0)
+
+
+def _job(store, job_id="azureml:gp-eval-1", location="azure:Standard_NC24s_v3", count=2, **kw):
+    return J.add_job(store, job_id=job_id, backend="azureml", kind="job", name=job_id.split(":", 1)[1],
+                     compute="gpu-v100x4", instance_type="Standard_NC24s_v3", instance_count=count,
+                     location=location, created_at=T0, url="https://ml.azure.com/runs/gp-eval-1",
+                     spec={"type": "parallel"}, **kw)
+
+
+def test_state_machine_records_each_change_with_its_time(store):
+    job = _job(store)
+    assert job["state"] == "queued" and job["started_at"] is None and job["spec"] == {"type": "parallel"}
+    assert J.any_active(store)
+
+    assert J.record_state(store, job["job_id"], "queued", at=T0 + timedelta(minutes=1)) is False  # no change
+    assert J.record_state(store, job["job_id"], "running", at=T0 + timedelta(minutes=5), provider_state="Running")
+    assert J.record_state(store, job["job_id"], "completed", at=T0 + timedelta(minutes=95),
+                          provider_state="Completed")
+    # final states are final: a stale report does not move it back
+    assert J.record_state(store, job["job_id"], "running", at=T0 + timedelta(minutes=96)) is False
+    job = J.get_job(store, job["job_id"])
+    assert job["state"] == "completed" and job["provider_state"] == "Completed"
+    assert job["started_at"] == T0 + timedelta(minutes=5) and job["ended_at"] == T0 + timedelta(minutes=95)
+    ev = J.events(store, job["job_id"])
+    assert [(e["at"], e["state"]) for e in ev] == [
+        (T0, "queued"), (T0 + timedelta(minutes=5), "running"), (T0 + timedelta(minutes=95), "completed")]
+    assert not J.any_active(store)
+    assert J.duration_s(job) == 90 * 60
+
+    # 1.5 h × 2 nodes × $12.24/h (Standard_NC24s_v3 in the shipped catalogue)
+    usd, note = J.update_cost(store, job["job_id"])
+    assert usd == pytest.approx(1.5 * 2 * 12.24)
+    assert note.startswith("1.500 h × 2 × $12.24/h")
+    assert J.get_job(store, job["job_id"])["cost_usd"] == pytest.approx(36.72)
+
+
+def test_apply_status_from_a_backend_and_failure_and_cancel(store):
+    _job(store, "azureml:a")
+    st = JobStatus(job_id="azureml:a", state="failed",
+                   history=[("2026-12-02T07:02:00+00:00", "running"), ("2026-12-02T07:32:00+00:00", "failed")],
+                   started_at="2026-12-02T07:02:00+00:00", ended_at="2026-12-02T07:32:00+00:00",
+                   message="CUDA out of memory on node 3.")
+    assert J.apply_status(store, st, provider_state="Failed") == ["running", "failed"]
+    job = J.get_job(store, "azureml:a")
+    assert job["state"] == "failed" and job["message"] == "CUDA out of memory on node 3."
+    assert job["started_at"] == datetime(2026, 12, 2, 7, 2) and job["ended_at"] == datetime(2026, 12, 2, 7, 32)
+    assert job["cost_usd"] == pytest.approx(0.5 * 2 * 12.24)
+    assert J.apply_status(store, st) == []  # the same report again changes nothing
+    assert len(J.events(store, "azureml:a")) == 3
+
+    _job(store, "azureml:b")
+    assert J.record_state(store, "azureml:b", "canceled", at=T0 + timedelta(minutes=3))
+    b = J.get_job(store, "azureml:b")
+    assert b["started_at"] is None and b["ended_at"] == T0 + timedelta(minutes=3)
+    assert J.job_cost(store, b)[0] == 0.0  # never ran: nothing billed
+
+
+def test_running_cost_so_far_and_unknown_price(store):
+    _job(store, "azureml:r", count=4)
+    J.record_state(store, "azureml:r", "running", at=T0)
+    job = J.get_job(store, "azureml:r")
+    usd, _ = J.job_cost(store, job, now=T0 + timedelta(minutes=30))
+    assert usd == pytest.approx(0.5 * 4 * 12.24)
+
+    _job(store, "azureml:x", location="azure:Standard_ND96asr_v4")
+    J.record_state(store, "azureml:x", "running", at=T0)
+    usd, note = J.update_cost(store, "azureml:x")
+    assert usd is None and note == "Cost unknown: no price is set for location 'azure:Standard_ND96asr_v4'."
+    assert J.get_job(store, "azureml:x")["cost_usd"] is None
+
+
+def test_lookup_and_errors(store):
+    _job(store, "azureml:gp-eval-r20261202-aaaa")
+    _job(store, "azureml:gp-eval-r20261202-bbbb")
+    assert J.get_job(store, "gp-eval-r20261202-aaaa")["job_id"] == "azureml:gp-eval-r20261202-aaaa"
+    with pytest.raises(J.JobError, match=r"'azureml:gp-eval' matches 2 jobs"):
+        J.get_job(store, "azureml:gp-eval")
+    with pytest.raises(J.JobError, match=r"^No job has the id or name 'nope'; `ghostprobe jobs list` shows them\.$"):
+        J.get_job(store, "nope")
+    with pytest.raises(J.JobError, match="not 'maybe'"):
+        J.record_state(store, "azureml:gp-eval-r20261202-aaaa", "maybe")
+    with pytest.raises(J.JobError, match="backend is one of azureml, sagemaker"):
+        J.add_job(store, job_id="x", backend="gcp", kind="job", name="x")
+    assert [j["job_id"] for j in J.list_jobs(store, active=True)] == [
+        "azureml:gp-eval-r20261202-aaaa", "azureml:gp-eval-r20261202-bbbb"]
+    assert J.list_jobs(store, active=False) == []
+    assert J.fmt_duration(3725) == "1h02m05s" and J.fmt_duration(65) == "1m05s" and J.fmt_duration(None) == "—"
