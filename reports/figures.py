@@ -16,6 +16,51 @@ import plotly.graph_objects as go
 
 METRIC_TITLES = {"accuracy": "Accuracy 准确率", "f1": "F1", "balanced_accuracy": "Balanced accuracy 平衡准确率",
                  "precision": "Precision 精确率", "recall": "Recall 召回率", "specificity": "Specificity 特异度"}
+_METRIC_LANG = {"en": {"accuracy": "Accuracy", "f1": "F1", "balanced_accuracy": "Balanced accuracy",
+                       "precision": "Precision", "recall": "Recall", "specificity": "Specificity"},
+                "zh": {"accuracy": "准确率", "f1": "F1", "balanced_accuracy": "平衡准确率", "precision": "精确率",
+                       "recall": "召回率", "specificity": "特异度"}}
+_TX = {
+    "en": {"undefined": "{m}: undefined", "bars": "Accuracy, F1, balanced accuracy with 95% intervals ({n})",
+           "n_hover": "n per bar in hover", "share": "share", "hover": "n={n}, label set {ls}, policy {pol}",
+           "partial": "partial: {scored}/{planned} scored", "partial_note": "hatched: partial run (planned videos without an answer)",
+           "pred_yes": "predicted: ghost probing", "pred_no": "predicted: no", "lab_yes": "label: ghost probing",
+           "lab_no": "label: no", "conf_sub": "label set {ls}, n={n}, policy {pol}; unparsed {u}, errors {e}",
+           "chance": "chance", "roc": "ROC (scored answers with a confidence)", "fpr": "false positive rate",
+           "tpr": "true positive rate", "pr": "Precision–recall (scored answers with a confidence)", "recall": "recall",
+           "precision": "precision", "latency": "Model latency per video, seconds (box: quartiles; whiskers: min–max)",
+           "seconds": "seconds", "cost_unknown": "cost unknown", "cost_hover": "{label}: ${usd:.4f} for {calls} model calls",
+           "cached": "no model calls (cached)", "unknown": "unknown",
+           "cost": "Cost per video (USD per uncached model call; unknown is not 0)"},
+    "zh": {"undefined": "{m}：无法计算", "bars": "准确率、F1、平衡准确率（95% 区间；{n}）", "n_hover": "每根柱子的 n 见悬停提示",
+           "share": "比例", "hover": "n={n}，标签集 {ls}，策略 {pol}",
+           "partial": "部分完成：{scored}/{planned} 已评分", "partial_note": "斜线：部分完成的运行（有计划的视频没有回答）",
+           "pred_yes": "预测：鬼探头", "pred_no": "预测：无", "lab_yes": "标注：鬼探头", "lab_no": "标注：无",
+           "conf_sub": "标签集 {ls}，n={n}，策略 {pol}；未解析 {u}，出错 {e}", "chance": "随机",
+           "roc": "ROC（带置信度的已解析回答）", "fpr": "假阳性率", "tpr": "真阳性率",
+           "pr": "精确率–召回率（带置信度的已解析回答）", "recall": "召回率", "precision": "精确率",
+           "latency": "每视频模型延迟（秒；箱体为四分位，须为最小–最大）", "seconds": "秒", "cost_unknown": "成本未知",
+           "cost_hover": "{label}：${usd:.4f}，{calls} 次模型调用", "cached": "没有模型调用（全部缓存）",
+           "unknown": "未知", "cost": "每视频成本（美元/次未缓存的模型调用；未知不是 0）"},
+}
+
+
+def _L(lang: str | None) -> dict[str, str]:
+    return _TX.get(lang or "zh", _TX["zh"])
+
+
+def coverage_of(r: dict[str, Any]) -> tuple[int, int, int] | None:
+    """(planned, scored, not answered) of a run row: ``coverage`` set by the caller as that tuple, or the
+    planned/scored/not_predicted keys of reports.runs; None when unknown."""
+    cov = r.get("coverage")
+    if isinstance(cov, (tuple, list)):
+        return tuple(int(x) for x in cov)  # type: ignore[return-value]
+    if r.get("planned") is None:
+        return None
+    planned, scored = int(r["planned"]), int(r.get("scored") or 0)
+    left = r.get("not_predicted")
+    left = int(left) if left is not None else max(planned - int(r.get("predictions") or scored), 0)
+    return planned, scored, left
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 # A small layout-only template: Plotly's bundled ones carry defaults for every trace type and cost
 # ~70 ms per figure to copy, which dominated the HTML report.
@@ -47,43 +92,64 @@ def run_label(r: dict[str, Any]) -> str:
 
 
 def metric_bars(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = ("accuracy", "f1", "balanced_accuracy"),
-                label_key: str | None = None, title: str | None = None) -> go.Figure:
-    """Grouped bars, one group per row (run or prompt-version cell), with 95% interval error bars."""
-    labels = [_t(r.get(label_key)) if label_key else run_label(r) for r in rows]
+                label_key: str | None = None, title: str | None = None, lang: str = "zh") -> go.Figure:
+    """Grouped bars, one group per row (run or prompt-version cell), with 95% interval error bars.
+
+    A partial run (coverage with missing videos) is drawn hatched and its label says scored/planned."""
+    L = _L(lang)
+    names = _METRIC_LANG.get(lang, METRIC_TITLES)
+    covs = [coverage_of(r) for r in rows]
+    labels = []
+    for r, cov in zip(rows, covs):
+        lab = _t(r.get(label_key)) if label_key else run_label(r)
+        if cov and cov[2]:
+            lab += f" ⚠ {cov[1]}/{cov[0]}"
+        labels.append(lab)
+    partial = [bool(cov and cov[2]) for cov in covs]
     fig = go.Figure()
     gaps = []
     for i, m in enumerate(metrics):
         ys, plus, minus, hover = [], [], [], []
-        for r, lab in zip(rows, labels):
+        for r, lab, cov in zip(rows, labels, covs):
             v, ci = r.get(m), r.get(m + "_ci")
             ys.append(v)
             plus.append(None if v is None or ci is None else ci[1] - v)
             minus.append(None if v is None or ci is None else v - ci[0])
             ci_txt = "" if ci is None else f" (95% CI {_pct(ci[0])}–{_pct(ci[1])})"
-            hover.append(f"{lab}<br>{METRIC_TITLES.get(m, m)}: {_pct(v)}{ci_txt}<br>n={r.get('n')}, "
-                         f"label set {_t(r.get('label_set'))}, policy {r.get('policy')}")
+            h = (f"{lab}<br>{names.get(m, m)}: {_pct(v)}{ci_txt}<br>"
+                 + L["hover"].format(n=r.get("n"), ls=_t(r.get("label_set")), pol=r.get("policy")))
+            if cov and cov[2]:
+                h += "<br>" + L["partial"].format(scored=cov[1], planned=cov[0])
+            hover.append(h)
             if v is None:
                 gaps.append((lab, m))
-        fig.add_bar(name=METRIC_TITLES.get(m, m), x=labels, y=ys, marker_color=COLORS[i % len(COLORS)],
+        fig.add_bar(name=names.get(m, m), x=labels, y=ys,
+                    marker=dict(color=COLORS[i % len(COLORS)],
+                                pattern=dict(shape=["/" if p else "" for p in partial], fillmode="overlay",
+                                             fgcolor="#333", solidity=0.35)),
                     error_y=dict(type="data", symmetric=False, array=plus, arrayminus=minus, visible=True),
                     hovertext=hover, hoverinfo="text")
-    notes = [dict(x=lab, y=0.02, text=f"{m}: undefined", showarrow=False, font=dict(size=10, color="#888"),
+    notes = [dict(x=lab, y=0.02, text=L["undefined"].format(m=m), showarrow=False, font=dict(size=10, color="#888"),
                   textangle=-90, yanchor="bottom") for lab, m in gaps]
-    n_txt = ", ".join(sorted({f"n={r.get('n')}" for r in rows})) if len(rows) <= 3 else "n per bar in hover"
-    fig.update_layout(title=title or f"Accuracy, F1, balanced accuracy with 95% intervals ({n_txt})",
-                      barmode="group", annotations=notes, yaxis=dict(range=[0, 1.05], tickformat=".0%", title="share"), **_LAYOUT)
+    if any(partial):
+        notes.append(dict(xref="paper", yref="paper", x=0, y=1.0, xanchor="left", yanchor="bottom", showarrow=False,
+                          text=L["partial_note"], font=dict(size=11, color="#b00")))
+    n_txt = ", ".join(sorted({f"n={r.get('n')}" for r in rows})) if len(rows) <= 3 else L["n_hover"]
+    fig.update_layout(title=title or L["bars"].format(n=n_txt),
+                      barmode="group", annotations=notes, yaxis=dict(range=[0, 1.05], tickformat=".0%", title=L["share"]),
+                      **_LAYOUT)
     return fig
 
 
-def confusion_heatmap(m: dict[str, Any], title: str | None = None) -> go.Figure:
+def confusion_heatmap(m: dict[str, Any], title: str | None = None, lang: str = "zh") -> go.Figure:
     """2×2 matrix of one run under its policy (rows: label, columns: prediction)."""
+    L = _L(lang)
     z = [[m.get("tp", 0), m.get("fn", 0)], [m.get("fp", 0), m.get("tn", 0)]]
     text = [[f"TP {z[0][0]}", f"FN {z[0][1]}"], [f"FP {z[1][0]}", f"TN {z[1][1]}"]]
-    fig = go.Figure(go.Heatmap(z=z, x=["predicted: ghost probing 预测鬼探头", "predicted: no 预测无"],
-                               y=["label: ghost probing 标注鬼探头", "label: no 标注无"], text=text,
+    fig = go.Figure(go.Heatmap(z=z, x=[L["pred_yes"], L["pred_no"]], y=[L["lab_yes"], L["lab_no"]], text=text,
                                texttemplate="%{text}", colorscale="Blues", showscale=False, hoverinfo="text"))
-    sub = (f"label set {_t(m.get('label_set'))}, n={m.get('n')}, policy {m.get('policy')}; "
-           f"unparsed {m.get('unparsed', 0)}, errors {m.get('errors', 0)}")
+    sub = L["conf_sub"].format(ls=_t(m.get("label_set")), n=m.get("n"), pol=m.get("policy"),
+                               u=m.get("unparsed", 0), e=m.get("errors", 0))
     fig.update_layout(title=dict(text=(title or run_label(m)) + f"<br><sup>{sub}</sup>"),
                       yaxis=dict(autorange="reversed"), height=340, **_LAYOUT)
     return fig
@@ -112,10 +178,15 @@ def pr_points(y: Sequence[bool], s: Sequence[float]) -> tuple[np.ndarray, np.nda
     return tps / P, tps / pred
 
 
-def roc_figure(curves: Sequence[dict[str, Any]]) -> go.Figure:
+# Legends go under the plot: beside it, long run names squeezed the ROC square to a sliver.
+_LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0, font=dict(size=11))
+
+
+def roc_figure(curves: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figure:
     """curves: {name, y: labels, s: P(ghost probing) scores, auroc, auroc_ci, n}."""
+    L = _L(lang)
     fig = go.Figure()
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#aaa"), name="chance",
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#aaa"), name=L["chance"],
                     hoverinfo="skip")
     for i, c in enumerate(curves):
         fpr, tpr = roc_points(c["y"], c["s"])
@@ -125,57 +196,62 @@ def roc_figure(curves: Sequence[dict[str, Any]]) -> go.Figure:
             auc_txt += f" [{ci[0]:.2f}–{ci[1]:.2f}]"
         fig.add_scatter(x=fpr, y=tpr, mode="lines+markers", name=f"{_t(c['name'])} AUROC {auc_txt}, n={c.get('n')}",
                         line=dict(color=COLORS[i % len(COLORS)]))
-    fig.update_layout(title="ROC (scored answers with a confidence)", xaxis=dict(title="false positive rate",
-                      range=[0, 1]), yaxis=dict(title="true positive rate", range=[0, 1.02]), **_LAYOUT)
+    layout = {**_LAYOUT, "margin": dict(l=60, r=20, t=60, b=40)}
+    fig.update_layout(title=L["roc"], xaxis=dict(title=L["fpr"], range=[0, 1]),
+                      yaxis=dict(title=L["tpr"], range=[0, 1.02]), legend=_LEGEND_BELOW,
+                      height=460 + 22 * len(curves), **layout)
     return fig
 
 
-def pr_figure(curves: Sequence[dict[str, Any]]) -> go.Figure:
+def pr_figure(curves: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figure:
+    L = _L(lang)
     fig = go.Figure()
     for i, c in enumerate(curves):
         rec, prec = pr_points(c["y"], c["s"])
         fig.add_scatter(x=rec, y=prec, mode="lines+markers", name=f"{_t(c['name'])} (n={c.get('n')})",
                         line=dict(color=COLORS[i % len(COLORS)], shape="hv"))
-    fig.update_layout(title="Precision–recall (scored answers with a confidence)",
-                      xaxis=dict(title="recall", range=[0, 1.02]), yaxis=dict(title="precision", range=[0, 1.02]),
-                      **_LAYOUT)
+    layout = {**_LAYOUT, "margin": dict(l=60, r=20, t=60, b=40)}
+    fig.update_layout(title=L["pr"], xaxis=dict(title=L["recall"], range=[0, 1.02]),
+                      yaxis=dict(title=L["precision"], range=[0, 1.02]), legend=_LEGEND_BELOW,
+                      height=460 + 22 * len(curves), showlegend=True, **layout)
     return fig
 
 
-def latency_box(rows: Sequence[dict[str, Any]]) -> go.Figure:
+def latency_box(rows: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figure:
     """Box per engine/model from precomputed quartiles (reports.metrics.latency_by_engine)."""
+    L = _L(lang)
     fig = go.Figure()
     for i, r in enumerate(rows):
         name = _t(f"{r['engine']}" + (f" · {str(r['model']).rsplit('/', 1)[-1]}" if r.get("model") else ""))
         fig.add_trace(go.Box(name=f"{name} (n={r['n']})", x=[f"{name} (n={r['n']})"], q1=[r["q1"]], median=[r["p50"]], q3=[r["q3"]],
                              lowerfence=[r["min"]], upperfence=[r["max"]], mean=[r["mean"]],
                              marker_color=COLORS[i % len(COLORS)], boxpoints=False))
-    fig.update_layout(title="Model latency per video, seconds (box: quartiles; whiskers: min–max)",
-                      yaxis=dict(title="seconds", rangemode="tozero"), showlegend=False, **_LAYOUT)
+    fig.update_layout(title=L["latency"], yaxis=dict(title=L["seconds"], rangemode="tozero"), showlegend=False,
+                      **_LAYOUT)
     return fig
 
 
-def cost_per_video(rows: Sequence[dict[str, Any]]) -> go.Figure:
+def cost_per_video(rows: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figure:
     """Bars of USD per uncached model call (one video); unknown costs are labelled gaps, not 0."""
+    L = _L(lang)
     labels = [_t(r["label"]) for r in rows]
     ys = [r.get("usd_per_call") if r.get("usd") is not None else None for r in rows]
     hover = []
     for r, y in zip(rows, ys):
         if r.get("usd") is None:
-            hover.append(f"{_t(r['label'])}: {_t(r.get('reason') or 'cost unknown')}")
+            hover.append(f"{_t(r['label'])}: {_t(r.get('reason') or L['cost_unknown'])}")
         else:
             p = r.get("price") or {}
-            hover.append(f"{_t(r['label'])}: ${r['usd']:.4f} for {r.get('model_calls')} model calls"
-                         f"<br>{p.get('provider')}:{p.get('sku')} {p.get('region') or ''} as of {p.get('as_of')}")
+            hover.append(L["cost_hover"].format(label=_t(r["label"]), usd=r["usd"], calls=r.get("model_calls"))
+                         + f"<br>{p.get('provider')}:{p.get('sku')} {p.get('region') or ''} as of {p.get('as_of')}")
     fig = go.Figure(go.Bar(x=labels, y=ys, hovertext=hover, hoverinfo="text", marker_color=COLORS[0],
                            text=[None if y is None else f"${y:.4f}" for y in ys], textposition="outside"))
     notes = []
     for lab, y, r in zip(labels, ys, rows):
         if y is None:
             known_zero = r.get("usd") is not None  # every answer cached: no model call to price
-            notes.append(dict(x=lab, y=0, text="no model calls (cached)" if known_zero else "unknown 未知",
+            notes.append(dict(x=lab, y=0, text=L["cached"] if known_zero else L["unknown"],
                               showarrow=False, yanchor="bottom",
                               font=dict(color="#666" if known_zero else "#b00", size=11)))
-    fig.update_layout(title="Cost per video (USD per uncached model call; unknown is not 0)", annotations=notes,
-                      yaxis=dict(title="USD", rangemode="tozero"), **_LAYOUT)
+    fig.update_layout(title=L["cost"], annotations=notes, yaxis=dict(title="USD", rangemode="tozero"), **_LAYOUT)
     return fig

@@ -68,7 +68,7 @@ def test_decision_rule_on_the_interval():
 
 def test_html_is_self_contained_and_escaped(store, tmp_path):
     a, b, c = _populate(store)
-    paths = X.write_report(store, tmp_path / "report.html")
+    paths = X.write_report(store, tmp_path / "report.html", lang="en")
     text = open(paths["html"], encoding="utf-8").read()
     # plotly.js inlined exactly once, no external script
     assert len(re.findall(r"plotly\.js v\d", text)) == 1
@@ -85,7 +85,53 @@ def test_html_is_self_contained_and_escaped(store, tmp_path):
     assert "| baseline-v3 |" in md and "75% [47%–91%]" in md and "more labelled videos needed" in md
     # a user-set price turns unknown into a measured cost
     set_price(store, "local", "local-cuda", usd_per_hour=3.6)
-    assert "$0.0240" in X.build_html(store, [b])  # 12 × 2 s × 3.6 $/h
+    assert "$0.0240" in X.build_html(store, [b], lang="en")  # 12 × 2 s × 3.6 $/h
+
+
+def test_report_follows_the_language_and_leaves_out_the_db_path(store, tmp_path):
+    _populate(store)
+    zh = X.write_report(store, tmp_path / "zh.html", lang="zh")
+    en = X.write_report(store, tmp_path / "en.html", lang="en")
+    zh_text, en_text = (open(p["html"], encoding="utf-8").read() for p in (zh, en))
+    for text in (zh_text, en_text):
+        assert str(store.path) not in text and "test.duckdb" not in text  # the server's database stays private
+    assert 'lang="zh-CN"' in zh_text and 'lang="en"' in en_text
+    assert "点估计 75%（95% 区间 47–91%，n=12，标签集 dev12）：区间跨越" in zh_text
+    assert "需要更多标注视频才能决定" in zh_text and "more labelled videos needed" not in zh_text
+    assert "成本未知" in zh_text and "Cost unknown" not in zh_text and "cost unknown" not in zh_text
+    assert "<th>准确率 [95% CI]</th>" in zh_text and "<th>accuracy [95% CI]</th>" in en_text
+    assert "more labelled videos needed to decide" in en_text and "点估计" not in en_text
+    zh_md = open(zh["markdown"], encoding="utf-8").read()
+    assert "| 运行 | 名称 |" in zh_md and "需要更多标注视频" in zh_md
+    with pytest.raises(Exception, match="zh or en"):
+        X.build_html(store, lang="fr")
+
+
+def test_partial_run_shows_scored_over_planned_in_html_and_csv(store, tmp_path):
+    _labels(store, "dev12", 12)
+    rid = create_run(store, engine="baseline", label_set="dev12", name="nine-of-twelve",
+                     selection=[f"v{i:02d}.avi" for i in range(12)])
+    for i in range(9):
+        add_prediction(store, rid, f"v{i:02d}.avi", None, Verdict(ghost_probing=i % 2 == 0, status="ok", raw="{}"),
+                       {"latency_s": 1.0})
+    finish_run(store, rid)
+    full = create_run(store, engine="baseline", label_set="dev12", name="all-twelve",
+                      selection=[f"v{i:02d}.avi" for i in range(12)])
+    for i in range(12):
+        add_prediction(store, full, f"v{i:02d}.avi", None, Verdict(ghost_probing=i % 2 == 0, status="ok", raw="{}"),
+                       {"latency_s": 1.0})
+    finish_run(store, full)
+    en = X.build_html(store, lang="en")
+    row = re.search(rf'<tr data-run="{rid}">(.*?)</tr>', en).group(1)
+    assert "<td>partial</td>" in row and "9/12 (3 without an answer)" in row
+    row_full = re.search(rf'<tr data-run="{full}">(.*?)</tr>', en).group(1)
+    assert "<td>done</td>" in row_full and '<td class="coverage">12/12</td>' in row_full
+    zh = X.build_html(store, lang="zh")
+    assert "9/12（3 个没有回答）" in zh and "部分完成" in zh
+    paths = X.export_tables(store, tmp_path / "csv", "csv")
+    got = {r[0]: r[1:] for r in duckdb.connect().execute(
+        "SELECT run_id, status, planned, scored, missing, coverage FROM read_csv_auto(?)", [paths[0]]).fetchall()}
+    assert got[rid] == ("partial", 12, 9, 0, "9/12") and got[full] == ("done", 12, 12, 0, "12/12")
 
 
 @pytest.mark.browser

@@ -1,0 +1,286 @@
+"""Run-time text of every tab, Chinese and English (static labels go through ``webapp.i18n``).
+
+Three things live here:
+
+- ``lang_of(request)``: the language a handler answers in, from the browser's ``Accept-Language``
+  (the same preference Gradio's I18n reads): ``zh`` for ``zh*`` browsers, ``en`` otherwise, ``zh``
+  when there is no request (the UI is Chinese first).
+- ``CATALOGUE`` + ``m(key, lang, **kw)`` / ``md(...)``: one message catalogue. ``md`` escapes the
+  values it interpolates for Markdown, so a run name or an error text never becomes markup.
+- ``error_text(e, lang)`` / ``error_md(e, lang)``: a user error in full (every line, not only the
+  first), backend sentences written in English translated for Chinese readers by ``TRANSLATIONS``,
+  and escaped so ``'<t>s: ghost probing'`` shows literally.
+
+Tabs add their strings with ``add_messages({...})`` at import, as they do with ``add_translations``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+LANGS = ("zh", "en")
+
+CATALOGUE: dict[str, dict[str, str]] = {
+    # -- shared ---------------------------------------------------------------------------------------
+    "ok": {"zh": "完成。", "en": "Done."},
+    "unknown": {"zh": "未知", "en": "unknown"},
+    "none_given": {"zh": "—（未给出）", "en": "— (not given)"},
+    "yes_gp": {"zh": "是（鬼探头）", "en": "yes (ghost probing)"},
+    "no": {"zh": "否", "en": "no"},
+    "unparsed_not_no": {"zh": "未知 — 回答无法解析，不计为“否”", "en": "unknown — the answer could not be parsed (never counted as no)"},
+    "errored": {"zh": "未知 — 出错", "en": "unknown — error"},
+    "n_a": {"zh": "无法计算", "en": "n/a"},
+    # label badges
+    "badge_none_label": {"zh": "未标注", "en": "unlabelled"},
+    "badge_gp": {"zh": "鬼探头{t}{weak}", "en": "ghost probing{t}{weak}"},
+    "badge_cut_in": {"zh": "加塞(非鬼探头){t}{weak}", "en": "cut-in (not ghost probing){t}{weak}"},
+    "badge_no": {"zh": "无鬼探头{weak}", "en": "no ghost probing{weak}"},
+    "weak_suffix": {"zh": "（弱）", "en": " (weak)"},
+    "weak_set": {"zh": " · 弱标签", "en": " · weak labels"},
+    "no_label_set": {"zh": "（不显示标签）", "en": "(no labels shown)"},
+    # run status names
+    "status_running": {"zh": "进行中", "en": "running"},
+    "status_done": {"zh": "完成", "en": "done"},
+    "status_cancelled": {"zh": "已取消", "en": "cancelled"},
+    "status_failed": {"zh": "失败", "en": "failed"},
+    "status_imported": {"zh": "导入", "en": "imported"},
+    "status_partial": {"zh": "部分完成", "en": "partial"},
+    "coverage": {"zh": "{scored}/{planned} 已评分", "en": "{scored}/{planned} scored"},
+    "coverage_partial": {"zh": "⚠️ 部分：{scored}/{planned} 已评分，{missing} 个没有预测",
+                         "en": "⚠️ partial: {scored}/{planned} scored, {missing} without a prediction"},
+    "hidden_tag": {"zh": "（已隐藏）", "en": " (hidden)"},
+}
+
+DANGER = {"zh": {"high": "高", "medium": "中", "low": "低"}, "en": {"high": "high", "medium": "medium", "low": "low"}}
+OBJECT = {"zh": {"pedestrian": "行人", "cyclist": "骑车人", "motorcycle": "摩托车/电动车", "vehicle": "车辆",
+                 "animal": "动物", "other": "其他", "none": "无"},
+          "en": {"pedestrian": "pedestrian", "cyclist": "cyclist", "motorcycle": "motorcycle / e-bike",
+                 "vehicle": "vehicle", "animal": "animal", "other": "other", "none": "none"}}
+
+# English sentences written by the backend (errors, engine reasons, cost reasons) → Chinese. The
+# first pattern that matches the whole sentence wins; named groups are carried over verbatim.
+# Keep the English message in the backend (the CLI and the API speak English); add a line here.
+TRANSLATIONS: list[tuple[str, str]] = [
+    # labels
+    (r"Label set '(?P<name>.+)' already exists; choose another name or replace it explicitly\.",
+     "标签集“{name}”已存在：请换一个名称，或勾选“覆盖同名标签集”。"),
+    (r"Label set '(?P<name>.+)' does not exist\.", "标签集“{name}”不存在。"),
+    (r"Label file (?P<p>.+) does not exist\.", "标签文件 {p} 不存在。"),
+    (r"Label file (?P<p>.+) is empty\.", "标签文件 {p} 是空的。"),
+    (r"(?P<p>.+) is not a text CSV file\.", "{p} 不是文本 CSV 文件。"),
+    (r"(?P<p>.+) is not UTF-8 or GB18030 text\.", "{p} 不是 UTF-8 或 GB18030 编码的文本。"),
+    (r"(?P<p>.+) has (?P<n>\d+) bad rows?, so nothing was imported: (?P<rows>.+)\.",
+     "{p} 有 {n} 行有误，整份文件都没有导入：{rows}。"),
+    (r"(?P<p>.+) has a header but no label rows\.", "{p} 只有表头，没有标签行。"),
+    (r"(?P<p>.+) has no video_id column; (?P<rest>.+)", "{p} 没有 video_id 列（{rest}）"),
+    (r"(?P<p>.+) has neither a ground_truth_label nor a ghost_probing column\.",
+     "{p} 既没有 ground_truth_label 列，也没有 ghost_probing 列。"),
+    (r"A label set name needs 1–64 letters, digits, Chinese characters or - _ \. @ \+\.",
+     "标签集名称需要 1–64 个字母、数字、汉字或 - _ . @ +。"),
+    (r"No video in the library has a DADA file name \(images_<category>_<clip>\), so the preset labels nothing\.",
+     "视频库中没有 DADA 命名的视频（images_<类别>_<编号>），预设不会标注任何视频。"),
+    (r"Unknown label set '(?P<name>.+)'; known label sets: (?P<known>.+)\.",
+     "未知的标签集“{name}”；已有的标签集：{known}。"),
+    # library / video
+    (r"(?P<p>.+) is outside the library folders, so it cannot be opened\.", "{p} 不在视频库目录中，不能打开。"),
+    (r"(?P<p>.+) does not exist in the library\.", "{p} 在视频库中不存在。"),
+    (r"(?P<p>.+) is not a video the library can read\.", "{p} 不是视频库能读取的视频。"),
+    (r"(?P<p>.+) is not a video file this library accepts \((?P<ext>.+)\)\.",
+     "{p} 不是视频库接受的视频文件（{ext}）。"),
+    (r"(?P<p>.+) is (?P<mb>\d+) MB, over the upload limit of (?P<lim>[\d.]+) MB \(set GHOSTPROBE_MAX_UPLOAD_MB to change it\)\.",
+     "{p} 有 {mb} MB，超过上传上限 {lim} MB（可用 GHOSTPROBE_MAX_UPLOAD_MB 修改）。"),
+    (r"The upload (?P<p>.+) did not arrive; please try again\.", "上传的 {p} 没有收到，请重试。"),
+    (r"Video (?P<v>.+) is not in the library\.", "视频 {v} 不在视频库中。"),
+    (r"(?P<p>.+?):? (is|looks) (empty|corrupt|truncated|not a video)(?P<rest>.*)",
+     "{p} 无法作为视频读取（空文件、损坏、截断或不是视频）。"),
+    # runs
+    (r"A run named '(?P<name>.+)' already exists \((?P<id>.+)\); choose another name\.",
+     "已有名为“{name}”的运行（{id}），请换一个名称。"),
+    (r"No run has the id or name '(?P<ref>.*)'; `ghostprobe runs list` shows them\.", "没有 id 或名称为“{ref}”的运行。"),
+    (r"Run (?P<id>\S+) has no prediction for (?P<v>.+)\.", "运行 {id} 没有视频 {v} 的预测。"),
+    (r"Run (?P<id>\S+) was imported from a file; there is nothing to resume\.", "运行 {id} 是从文件导入的，没有可继续的部分。"),
+    (r"Run (?P<id>\S+) used (?P<what>.+) '(?P<a>.*)', not '(?P<b>.*)'; resume it as it was\.",
+     "运行 {id} 使用的 {what} 是“{a}”，不是“{b}”；请按原设置继续。"),
+    # costs
+    (r"Cost unknown: the price of (?P<loc>.+) is not set \(`ghostprobe prices set`\)\.",
+     "成本未知：没有设置 {loc} 的价格（在“价格目录”里设置，或用 `ghostprobe prices set`）。"),
+    (r"Cost unknown: (?P<m>\d+) of (?P<n>\d+) model calls have no measured latency\.",
+     "成本未知：{n} 次模型调用中有 {m} 次没有测得延迟。"),
+    (r"Cost unknown: (?P<m>\d+) of (?P<n>\d+) model calls have no token counts\.",
+     "成本未知：{n} 次模型调用中有 {m} 次没有 token 数。"),
+    (r"Cost unknown: the run has no predictions yet\.", "成本未知：该运行还没有预测。"),
+    (r"Cost unknown: the run has no location.*", "成本未知：该运行没有记录运行位置（location），无法对应价格。"),
+    (r"Cost unknown: no price for (?P<loc>.+?)\.?", "成本未知：价格目录中没有 {loc} 的价格。"),
+    (r"Cost unknown: (?P<why>.+)", "成本未知：{why}"),
+    # engines
+    (r"Not configured: set (?P<var>GHOSTPROBE_\w+)(?P<rest>.*)", "未配置：请设置 {var}{rest}"),
+    (r"Set (?P<var>GHOSTPROBE_\w+) (?P<rest>.+)", "请设置 {var}：{rest}"),
+    (r"The (?P<e>\w+) engine needs (?P<what>.+?): pip install (?P<pkg>.+)", "{e} 引擎需要 {what}：pip install {pkg}"),
+    (r"The model folder (?P<p>.+) does not exist\.", "模型目录 {p} 不存在。"),
+    (r"The model folder (?P<p>.+) has no config\.json(?P<rest>.*)", "模型目录 {p} 中没有 config.json。"),
+    (r"Model (?P<m>.+) is not in the local Hugging Face cache and downloads are off(?P<rest>.*)",
+     "模型 {m} 不在本地 Hugging Face 缓存中，且未允许下载（GHOSTPROBE_ALLOW_DOWNLOAD=1 允许下载）。"),
+    (r"(?P<var>GHOSTPROBE_\w+) must (?P<rest>.+)", "{var} 的值无效：{rest}"),
+    (r"Availability check failed: (?P<e>.+)", "可用性检查失败：{e}"),
+    (r"torch cannot start here: (?P<e>.+)", "torch 无法在此启动：{e}"),
+    (r"(?P<e>.+) (cannot|can't|does not) (chat|answer chat).*", "{e} 不能对话。"),
+    # prompts
+    (r"(?P<rest>.+) asks the same as (?P<ref>.+)", "内容与 {ref} 相同，没有保存新版本（{rest}）。"),
+]
+_COMPILED = [(re.compile(p + r"\Z", re.S), z) for p, z in TRANSLATIONS]
+
+
+def add_messages(entries: dict[str, dict[str, str]]) -> None:
+    """Tabs register their own run-time strings: ``add_messages({"key": {"zh": ..., "en": ...}})``."""
+    for k, v in entries.items():
+        if "zh" not in v or "en" not in v:
+            raise KeyError(f"message {k} needs both zh and en")
+    CATALOGUE.update(entries)
+
+
+def add_error_translations(pairs: list[tuple[str, str]]) -> None:
+    """More backend sentences to translate: (regex of the English sentence, Chinese template)."""
+    for p, z in pairs:
+        _COMPILED.insert(0, (re.compile(p + r"\Z", re.S), z))
+
+
+def lang_of(request: Any = None) -> str:
+    """``zh`` or ``en`` from the request's Accept-Language (first preference); ``zh`` without one."""
+    if request is None:
+        return "zh"
+    headers = getattr(request, "headers", None) or {}
+    try:
+        al = headers.get("accept-language") or headers.get("Accept-Language") or ""
+    except Exception:
+        al = ""
+    first = str(al).split(",")[0].strip().lower()
+    if not first:
+        return "zh"
+    return "zh" if first.startswith("zh") else "en"
+
+
+def norm(lang: str | None) -> str:
+    return lang if lang in LANGS else "zh"
+
+
+def m(key: str, lang: str | None = "zh", **kw: Any) -> str:
+    """A catalogue message in ``lang`` with ``kw`` filled in (no escaping)."""
+    text = CATALOGUE[key][norm(lang)]
+    return text.format(**kw) if kw else text
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~>])")
+
+
+def escape_md(text: Any) -> str:
+    """Text made literal inside gr.Markdown: HTML-escaped, Markdown punctuation backslash-escaped,
+    every line kept (line breaks become <br>)."""
+    s = html.escape("" if text is None else str(text), quote=False)
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    lines = [ln for ln in s.splitlines()]
+    return "<br>".join(lines) if len(lines) > 1 else s
+
+
+def md(key: str, lang: str | None = "zh", **kw: Any) -> str:
+    """A catalogue message for gr.Markdown: every interpolated value escaped."""
+    return m(key, lang, **{k: escape_md(v) for k, v in kw.items()})
+
+
+def translate(text: str, lang: str | None = "zh") -> str:
+    """A backend sentence in ``lang``: English stays; for Chinese, each sentence matched by TRANSLATIONS."""
+    if norm(lang) == "en" or not text:
+        return text
+    out = []
+    for line in str(text).splitlines():
+        out.append(_translate_line(line))
+    return "\n".join(out)
+
+
+def _translate_line(line: str) -> str:
+    s = line.strip()
+    for rx, zh in _COMPILED:
+        mm = rx.match(s)
+        if mm:
+            return zh.format(**{k: (v or "") for k, v in mm.groupdict().items()})
+    return line
+
+
+def error_text(e: BaseException | str, lang: str | None = "zh") -> str:
+    """The whole message of an error (every line) in ``lang``."""
+    s = str(e).strip() if not isinstance(e, str) else e.strip()
+    if not s:
+        s = e.__class__.__name__ if isinstance(e, BaseException) else ""
+    return translate(s, lang)
+
+
+def status(text: str, ok: bool = True) -> str:
+    """A status line for gr.Markdown; ``text`` is already markup-safe (built with ``md``)."""
+    return ("✅ " if ok else "⚠️ ") + text
+
+
+def error_md(e: BaseException | str, lang: str | None = "zh") -> str:
+    """⚠️ + the whole error, translated and escaped, for gr.Markdown."""
+    return "⚠️ " + escape_md(error_text(e, lang))
+
+
+def danger(v: Any, lang: str | None = "zh") -> str:
+    if v is None or v == "":
+        return m("none_given", lang)
+    return DANGER[norm(lang)].get(str(v), str(v))
+
+
+def object_type(v: Any, lang: str | None = "zh") -> str:
+    if v is None or v == "":
+        return m("none_given", lang)
+    return OBJECT[norm(lang)].get(str(v), str(v))
+
+
+def badge(row: dict[str, Any] | None, lang: str | None = "zh") -> str:
+    """The label badge of a label row (reports.labels.label_badge, in either language)."""
+    if not row:
+        return m("badge_none_label", lang)
+    weak = m("weak_suffix", lang) if row.get("weak") else ""
+    t = f" {row['onset_s']:g}s" if row.get("onset_s") is not None else ""
+    if row.get("kind") == "ghost_probing":
+        return m("badge_gp", lang, t=t, weak=weak)
+    if row.get("kind") == "cut_in":
+        return m("badge_cut_in", lang, t=t, weak=weak)
+    return m("badge_no", lang, weak=weak)
+
+
+def status_name(s: str | None, lang: str | None = "zh") -> str:
+    key = f"status_{s}"
+    return m(key, lang) if key in CATALOGUE else str(s or "")
+
+
+def coverage(r: dict[str, Any], lang: str | None = "zh") -> str:
+    """``scored/planned`` of a run row (reports.runs keys planned/scored/missing; fallbacks for older rows)."""
+    planned, scored, missing = coverage_counts(r)
+    if planned is None:
+        return "—"
+    if missing:
+        return m("coverage_partial", lang, scored=scored, planned=planned, missing=missing)
+    return m("coverage", lang, scored=scored, planned=planned)
+
+
+def coverage_counts(r: dict[str, Any]) -> tuple[int | None, int, int]:
+    """(planned, scored, not answered) of a reports.runs row (planned, scored, not_predicted); planned None
+    when the row carries no coverage."""
+    planned = r.get("planned")
+    if planned is None:
+        return None, 0, 0
+    scored = int(r.get("scored") or 0)
+    left = r.get("not_predicted")
+    left = int(left) if left is not None else max(int(planned) - int(r.get("predictions") or 0), 0)
+    return int(planned), scored, left
+
+
+def run_status(r: dict[str, Any], lang: str | None = "zh") -> str:
+    """A run's status as shown: ``partial`` when a planned video has no prediction."""
+    s = r.get("status") or ""
+    _, _, missing = coverage_counts(r)
+    if missing and s in ("done", "imported"):  # rows written before runs knew their coverage
+        s = "partial"
+    return status_name(s, lang)
