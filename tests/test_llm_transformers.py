@@ -3,7 +3,9 @@ random models built from configs (tests/tiny_models.py). Nothing is downloaded."
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +64,8 @@ def _check_run(engine, clip, max_new=12):
     assert call.prompt_tokens and call.prompt_tokens > 10  # video placeholders + text
     assert call.preprocess_s >= 0 and call.generate_s > 0 and call.device.startswith("cpu")
     assert call.revision and call.revision.startswith("local-")
-    result = engine.detect(clip, MESSAGES, opts)
+    assert call.revision == engine.describe()["revision"]  # what loaded is what the identity said
+    result = engine.ask(clip, MESSAGES, opts)
     v = result.verdict
     assert v.status == "unparsed" and v.ghost_probing is None  # noise is never a "no"
     assert v.raw.strip() and v.raw.split() == "".join(pieces).split()  # greedy: same text both times
@@ -168,3 +171,121 @@ def test_zero_gpu_wrap_only_when_spaces_exists(monkeypatch, tmp_path):
     import spaces
 
     assert wrapped() == ("gpu", 1) and spaces.CALLS == [90]
+
+
+# -- identity without loading weights ----------------------------------------------------------------
+
+def recompute_revision(folder: Path) -> str:
+    """The documented fingerprint, written out again: config/tokenizer/template files byte for byte,
+    weight files by name, size and the SHA-256 of their first and last MiB."""
+    mib = 1 << 20
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not f.is_file():
+            continue
+        data = f.read_bytes()
+        if f.suffix in (".safetensors", ".bin"):
+            part = data if len(data) <= 2 * mib else data[:mib] + data[-mib:]
+            h.update(f"{f.name}\0{len(data)}\0".encode() + hashlib.sha256(part).hexdigest().encode())
+        elif f.suffix in (".json", ".jinja", ".txt"):
+            h.update(f"{f.name}\0{len(data)}\0".encode() + data)
+    return "local-" + h.hexdigest()[:16]
+
+
+@pytest.fixture
+def no_weight_loading(monkeypatch):
+    from transformers import AutoModelForImageTextToText
+
+    def refuse(*a, **k):
+        raise AssertionError("weights were loaded")
+
+    monkeypatch.setattr(AutoModelForImageTextToText, "from_pretrained", refuse)
+
+
+def test_revision_of_a_saved_folder_without_loading(qwen, tmp_path, no_weight_loading):
+    folder = tmp_path / "copy"
+    shutil.copytree(qwen, folder)
+    assert any(f.suffix == ".safetensors" for f in folder.iterdir())
+    engine = te.TransformersEngine(model=str(folder))
+    d = engine.describe()
+    assert d["revision"] == recompute_revision(folder) == engine.revision()
+    assert te.TransformersEngine(model=str(qwen)).revision() == d["revision"]  # a copy keeps its revision
+    assert (d["dtype"], d["attention"], d["video_mode"], d["settings"]) == ("float32", "sdpa", "video", {"device": "cpu"})
+    assert engine._loaded is None and not any(k[0] == str(folder) for k in te._CACHE)
+    digest = engine.identity(described=d).digest()
+
+    os.utime(folder / "config.json", (1, 1))  # touching a file is no new revision
+    assert engine.revision() == d["revision"]
+    cfg = (folder / "config.json").read_text()
+    (folder / "config.json").write_text(cfg.replace("{", '{"ghostprobe_test_edit": 1, ', 1))
+    changed = engine.describe()
+    assert changed["revision"] != d["revision"] and changed["revision"] == recompute_revision(folder)
+    assert engine.identity(described=changed).digest() != digest
+    (folder / "config.json").write_text(cfg)
+    assert engine.revision() == d["revision"]
+    template = next(f for f in folder.iterdir() if f.name.startswith("chat_template"))
+    template.write_text(template.read_text() + " ")  # another chat template answers differently
+    assert engine.revision() not in (d["revision"], None) and engine.revision() == recompute_revision(folder)
+
+
+def test_weight_files_are_sampled_not_read_whole(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    weights = bytearray(os.urandom(5 << 20))
+    (folder / "model.safetensors").write_bytes(weights)
+    first = te.local_revision(folder)
+    assert first == recompute_revision(folder)
+    weights[10] ^= 1  # a fine-tune saved over the folder: same size, other bytes
+    (folder / "model.safetensors").write_bytes(weights)
+    second = te.local_revision(folder)
+    assert second != first and second == recompute_revision(folder)
+    weights[len(weights) // 2] ^= 1  # the middle of a weight file is never read
+    (folder / "model.safetensors").write_bytes(weights)
+    assert te.local_revision(folder) == second
+    (folder / "README.md").write_text("notes")  # not part of the model
+    assert te.local_revision(folder) == second
+    assert te.local_revision(tmp_path) is None  # no config.json: no revision
+
+
+def test_revision_of_a_hub_cache_snapshot(qwen, tmp_path, monkeypatch, no_weight_loading):
+    from huggingface_hub import constants
+
+    commits = ["0123456789abcdef0123456789abcdef01234567", "89abcdef0123456789abcdef0123456789abcdef"]
+    repo = tmp_path / "hub" / "models--someone--tiny-qwen"
+    for c in commits:
+        (repo / "snapshots" / c).mkdir(parents=True)
+        shutil.copy(qwen / "config.json", repo / "snapshots" / c / "config.json")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commits[0])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    engine = te.TransformersEngine(model="someone/tiny-qwen")
+    assert engine.availability()[0]
+    assert engine.describe()["revision"] == commits[0]
+    (repo / "refs" / "main").write_text(commits[1])  # the cache was updated to a newer commit
+    assert engine.revision() == commits[1]
+    assert te.TransformersEngine(model=str(repo / "snapshots" / commits[0])).revision() == commits[0]
+    assert te.TransformersEngine(model="someone/tiny-qwen", revision=commits[0]).revision() == commits[0]
+    assert te.TransformersEngine(model="someone/not-cached").revision() is None
+
+
+def test_describe_and_cost_location_follow_the_hardware(qwen, monkeypatch):
+    engine = te.TransformersEngine(model=str(qwen))
+    assert engine.cost_location().location == "local-cpu" and not engine.cost_location().defaulted
+    cpu_digest = engine.identity(described=engine.describe()).digest()
+    # the same engine on an Ampere GPU (no GPU here: the hardware probe answers as one would)
+    a100 = te.choose_precision(cuda=True, gpu_count=1, capability=(8, 0), bf16_supported=True)
+    monkeypatch.setattr(te, "detect_precision", lambda config=None: a100)
+    d = engine.describe()
+    assert (d["dtype"], d["attention"], d["settings"]) == ("bfloat16", "sdpa", {"device": "cuda"})
+    assert engine.cost_location().location == "local-cuda"
+    assert engine.identity(described=d).digest() != cpu_digest
+
+
+def test_describe_of_an_engine_that_cannot_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("GHOSTPROBE_HF_MODEL", raising=False)
+    with pytest.raises(EngineError, match="No model configured"):
+        te.TransformersEngine().describe()
+    with pytest.raises(EngineError, match="does not exist"):
+        te.TransformersEngine(model=str(tmp_path / "nope")).describe()
+    assert te.TransformersEngine(model=str(tmp_path / "nope")).revision() is None

@@ -18,6 +18,16 @@ Any video-capable model transformers 5 loads natively works: VideoLLaMA3
   in ``spaces.GPU(duration=...)``.
 - Multi-turn: the video goes into the first user turn only, so follow-up questions keep it in context.
 
+Identity (``describe()``, read without loading weights): ``model`` (the id or folder), ``revision`` —
+the commit hash of a Hugging Face cache snapshot (``snapshots/<hash>`` or what ``refs/<revision>``
+points at), else ``local-`` + 16 hex of :func:`folder_fingerprint` (config, tokenizer and template files
+byte for byte; weight files by name, size and the SHA-256 of their first and last MiB — never GBs) —
+``dtype`` and ``attention`` as :func:`detect_precision` will choose them, ``video_mode`` ``"video"``
+(our frames as one decoded video with their timestamps) and ``settings.device``. The revision a call
+reports (``last_call.revision``) is the loaded config's ``_commit_hash`` or the same fingerprint. If an
+architecture refuses SDPA the load falls back to eager; later ``describe()`` answers say so.
+Cost location: ``local-cuda`` when the engine runs on CUDA, else ``local-cpu``.
+
 Environment: ``GHOSTPROBE_HF_MODEL``, ``GHOSTPROBE_ALLOW_DOWNLOAD``, ``GHOSTPROBE_HF_DTYPE``
 (auto|bfloat16|float16|float32), ``GHOSTPROBE_HF_ATTN`` (sdpa|eager|flash_attention_2),
 ``GHOSTPROBE_HF_DEVICE`` (auto|cpu|cuda), ``GHOSTPROBE_HF_REVISION``, ``GHOSTPROBE_ZEROGPU_DURATION``.
@@ -30,6 +40,7 @@ import importlib.util
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -37,15 +48,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.base import CallRecord, Engine, GenerationOptions, Message
+from engines.base import CallRecord, CostLocation, Engine, GenerationOptions, Message
 from engines.errors import EngineError
-from engines.registry import register
 from engines.types import Clip
 
 log = logging.getLogger(__name__)
 
 CPU_WARNING = "runs on CPU in float32: expect minutes per video"
 NO_MODEL = "No model configured: set GHOSTPROBE_HF_MODEL to a model id or local folder."
+VIDEO_MODE = "video"  # sampled frames go to the processor as one decoded video with VideoMetadata
+
+# Files of a model folder that make up its revision fingerprint (see folder_fingerprint).
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack")
+HASHED_SUFFIXES = (".json", ".jinja", ".txt", ".model", ".tiktoken", ".py")
+SAMPLE_BYTES = 1 << 20  # of each weight file, the first and last MiB are hashed
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# Architectures whose load refused SDPA and fell back to eager (model reference → attention used).
+_ATTN_FALLBACK: dict[str, str] = {}
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -136,6 +155,7 @@ class Loaded:
     device_desc: str
     revision: str | None
     load_s: float
+    attention: str = ""  # the attention kernel actually loaded (eager when the architecture refused SDPA)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one generate at a time per model
 
 
@@ -148,19 +168,69 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
+def _sampled_sha256(path: Path, size: int) -> str:
+    """SHA-256 of the first and last :data:`SAMPLE_BYTES` of a file (all of it when it is small)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        if size <= 2 * SAMPLE_BYTES:
+            h.update(f.read())
+        else:
+            h.update(f.read(SAMPLE_BYTES))
+            f.seek(size - SAMPLE_BYTES)
+            h.update(f.read(SAMPLE_BYTES))
+    return h.hexdigest()
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """SHA-256 over a model folder's top-level files in name order, reading no more than 2 MiB of any
+    weight file. Per file: ``name NUL size NUL`` then, for config / tokenizer / template / code files
+    (:data:`HASHED_SUFFIXES`: config.json, the weight index, chat templates…), the bytes themselves; for
+    weight files (:data:`WEIGHT_SUFFIXES`), the hex SHA-256 of their first and last MiB (so a fine-tune
+    saved over the same folder, same sizes, is another revision). Other files (README…) are ignored;
+    modification times are not read (a copied folder keeps its revision)."""
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).iterdir(), key=lambda p: p.name):
+        if not f.is_file():
+            continue
+        name = f.name.lower()
+        if name.endswith(WEIGHT_SUFFIXES):
+            size = f.stat().st_size
+            h.update(f"{f.name}\0{size}\0".encode())
+            h.update(_sampled_sha256(f, size).encode())
+        elif name.endswith(HASHED_SUFFIXES):
+            data = f.read_bytes()
+            h.update(f"{f.name}\0{len(data)}\0".encode())
+            h.update(data)
+    return h.hexdigest()
+
+
 def local_revision(folder: Path) -> str | None:
-    """The snapshot hash of a Hugging Face cache folder, else a short hash of config + weight files."""
-    folder = folder.resolve()
-    if folder.parent.name == "snapshots" and len(folder.name) == 40:
+    """The commit hash of a Hugging Face cache snapshot folder, else ``local-`` + 16 hex of
+    :func:`folder_fingerprint`; None when the folder has no config.json. Loads no weights."""
+    folder = Path(folder).expanduser().resolve()
+    if folder.parent.name == "snapshots" and _COMMIT.match(folder.name):
         return folder.name
-    cfg = folder / "config.json"
-    if not cfg.exists():
+    if not (folder / "config.json").is_file():
         return None
-    h = hashlib.sha256(cfg.read_bytes())
-    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    return "local-" + h.hexdigest()[:12]
+    return "local-" + folder_fingerprint(folder)[:16]
+
+
+def hub_revision(model: str, revision: str | None = None) -> str | None:
+    """The commit hash of a hub model in the local cache (the snapshot ``refs/<revision>`` points at, or
+    ``revision`` itself when it is a commit hash); None when it is not cached. No network."""
+    if revision and _COMMIT.match(revision):
+        return revision
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(model, "config.json", revision=revision)
+    except Exception:  # noqa: BLE001  an invalid id or an unreadable cache: unknown
+        return None
+    if isinstance(hit, str):
+        snap = Path(hit).parent
+        if snap.parent.name == "snapshots" and _COMMIT.match(snap.name):
+            return snap.name
+    return None
 
 
 def _device_desc(model: Any, precision: Precision) -> str:
@@ -225,7 +295,7 @@ def _video_metadata(clip: Clip):
                          video_backend="ghostprobe", frames_indices=indices)
 
 
-@register
+
 class TransformersEngine(Engine):
     name = "transformers"
     title = "Transformers (local video LLM: VideoLLaMA3, Qwen-VL, LLaVA-OneVision…)"
@@ -290,7 +360,8 @@ class TransformersEngine(Engine):
         if not ok:
             raise EngineError(reason)
         precision = detect_precision(self.config)
-        key = (str(self.model), precision.dtype, precision.device, str(self.hub_revision))
+        # the resolved revision is part of the key: a folder whose files changed is loaded again
+        key = (str(self.model), precision.dtype, precision.device, str(self.hub_revision), str(self.revision()))
         with _CACHE_LOCK:
             if key in _CACHE:
                 self._loaded = _CACHE[key]
@@ -327,6 +398,8 @@ class TransformersEngine(Engine):
                     raise
                 kwargs["attn_implementation"] = "eager"  # an architecture without SDPA support
                 model = AutoModelForImageTextToText.from_pretrained(model_ref, **kwargs)
+                _ATTN_FALLBACK[str(self.model)] = "eager"
+                log.warning("%s refused %s attention; loaded with eager", self.model, precision.attn_implementation)
         except EngineError:
             raise
         except (OSError, ValueError, KeyError, ImportError, RuntimeError) as e:
@@ -338,17 +411,52 @@ class TransformersEngine(Engine):
         if zero_gpu:  # ZeroGPU wants a plain .to("cuda") at load time, no accelerate dispatch
             model.to("cuda")
         model.eval()
-        revision = getattr(model.config, "_commit_hash", None)
-        if not revision and Path(model_ref).exists():
-            revision = local_revision(Path(model_ref))
+        # what was loaded: the config's commit hash (hub snapshots), else the same fingerprint describe() read
+        revision = getattr(model.config, "_commit_hash", None) or self.revision()
         loaded = Loaded(model=model, processor=processor, precision=precision,
                         device_desc=_device_desc(model, precision), revision=revision,
-                        load_s=time.perf_counter() - start)
+                        load_s=time.perf_counter() - start, attention=str(kwargs["attn_implementation"]))
         log.info("loaded %s on %s in %.1fs", self.model, loaded.device_desc, loaded.load_s)
         return loaded
 
+    # -- identity and cost (no weights loaded) ----------------------------------------------------
     def revision(self) -> str | None:
-        return self._loaded.revision if self._loaded else None
+        """The weights revision, read without loading: a local folder's snapshot hash or fingerprint,
+        a hub id's cached snapshot commit; None when the model cannot be found here."""
+        if not self.model:
+            return None
+        path = Path(self.model).expanduser()
+        if path.exists():
+            return local_revision(path)
+        return hub_revision(self.model, self.hub_revision)
+
+    def _attention(self, precision: Precision) -> str:
+        if self._loaded is not None and self._loaded.attention:
+            return self._loaded.attention
+        return _ATTN_FALLBACK.get(str(self.model), precision.attn_implementation)
+
+    def describe(self) -> dict[str, Any]:
+        """model, revision, dtype, attention, video_mode and device, resolved without loading weights.
+        Raises EngineError with the availability sentence when the engine cannot run here."""
+        ok, reason = self.availability()
+        if not ok:
+            raise EngineError(reason)
+        precision = detect_precision(self.config)
+        settings: dict[str, Any] = {"device": precision.device}
+        if precision.device_map == "auto":
+            settings["device_map"] = "auto"
+        return {"model": self.model, "revision": self.revision(), "endpoint": None, "video_mode": VIDEO_MODE,
+                "dtype": precision.dtype, "attention": self._attention(precision), "settings": settings}
+
+    def cost_location(self) -> CostLocation:
+        """``local-cuda`` when this engine will run on CUDA, else ``local-cpu``."""
+        try:
+            device = detect_precision(self.config).device if importlib.util.find_spec("torch") else None
+        except Exception:  # noqa: BLE001  torch that cannot start, or a device the hardware lacks
+            device = None
+        if device is None:
+            return CostLocation("local-cpu", defaulted=True)
+        return CostLocation("local-cuda" if device == "cuda" else "local-cpu")
 
     # -- inference ---------------------------------------------------------------------------------
     def prepare_inputs(self, loaded: Loaded, clip: Clip | None, messages: list[Message]):
@@ -470,7 +578,7 @@ class TransformersEngine(Engine):
             engine=self.name, model=self.model, revision=loaded.revision,
             latency_s=time.perf_counter() - t_loaded, preprocess_s=preprocess_s, generate_s=generate_s,
             prompt_tokens=prompt_tokens, completion_tokens=completion, device=loaded.device_desc,
-            extra={"dtype": loaded.precision.dtype, "attn_implementation": loaded.precision.attn_implementation,
+            extra={"dtype": loaded.precision.dtype, "attn_implementation": loaded.attention or loaded.precision.attn_implementation,
                    "load_s": round(t_loaded - t0, 3), "pieces": pieces,
                    "frames": clip.num_frames if clip is not None else 0},
         )
