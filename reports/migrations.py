@@ -228,3 +228,52 @@ def m007_prices(db: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m010_vad(db: duckdb.DuckDBPyConnection) -> None:
+    # Anomaly engines (motion map, AI-VAD, SageMaker): one row per response, its per-frame scores and
+    # per-box scores (reports/vad.py). cache_key = engine identity + clip SHA-256: reused, never rerun.
+    db.execute(
+        """
+        CREATE TABLE vad_runs (
+            response_id    BIGINT PRIMARY KEY, -- responses.id
+            cache_key      TEXT NOT NULL,
+            sha256         TEXT,
+            video_id       TEXT,
+            engine         TEXT,
+            identity       JSON,
+            verdict        JSON,
+            call           JSON,
+            summary        JSON,               -- Artifacts.summary(): tracks, thresholds, extra
+            maps           BLOB,               -- uint8 [T, h, w] maps as compressed .npz bytes
+            map_times      JSON,
+            random_weights BOOLEAN DEFAULT false,
+            created_at     TIMESTAMP DEFAULT current_timestamp
+        )
+        """
+    )
+    db.execute("CREATE INDEX vad_runs_key ON vad_runs (cache_key)")
+    db.execute(
+        """
+        CREATE TABLE vad_frames (
+            response_id BIGINT NOT NULL,
+            frame       INTEGER NOT NULL,      -- index into the clip's sampled frames
+            t           DOUBLE NOT NULL,       -- seconds from the start of the video
+            score       DOUBLE,
+            PRIMARY KEY (response_id, frame)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE vad_boxes (
+            response_id BIGINT NOT NULL,
+            frame       INTEGER NOT NULL,
+            t           DOUBLE NOT NULL,
+            x1 DOUBLE, y1 DOUBLE, x2 DOUBLE, y2 DOUBLE,  -- pixels of the frame as sampled
+            score       DOUBLE,
+            label       TEXT
+        )
+        """
+    )

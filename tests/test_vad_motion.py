@@ -192,7 +192,7 @@ def test_random_weights_banner_on_every_frame(tmp_path):
 
 def test_vad_tables_round_trip_and_reuse_by_cache_key(store, clips, detections):
     from engines.vad.motion import MotionMapEngine
-    from reports import vad
+    from reports import responses, vad
 
     assert "m010_vad" in [m["name"] for m in store.migrations()]
     _info, clip = clips["emerge_pedestrian"]
@@ -200,34 +200,37 @@ def test_vad_tables_round_trip_and_reuse_by_cache_key(store, clips, detections):
     ident = MotionMapEngine().identity(sampling=clip.sampling)
     key = ident.cache_key(clip.sha256)
     assert vad.find(store, key) is None
-    rid = vad.save(store, "resp-1", d, cache_key=key, sha256=clip.sha256, video_id="v.mp4",
-                   identity=ident.to_dict(), timestamps=clip.timestamps_s)
-    assert vad.find(store, key) == rid == "resp-1"
+    rid = vad.record(store, d, identity=ident, sha256=clip.sha256, video_id="v.mp4", sampling=clip.sampling,
+                     decode_s=0.25, timestamps=clip.timestamps_s)
+    assert vad.find(store, key) == rid
+    logged = responses.get(store, rid)  # the response log row, written in the same transaction
+    assert logged["engine"] == "motion" and logged["cache_key"] == key and logged["engine_kind"] == "detector"
+    assert logged["ghost_probing"] == d.verdict.ghost_probing and logged["decode_s"] == 0.25
     assert vad.find(store, MotionMapEngine(threshold=0.7).identity(sampling=clip.sampling).cache_key(clip.sha256)) \
         is None
-    n_frames = store.scalar("SELECT count(*) FROM vad_frames WHERE response_id = 'resp-1'")
-    n_boxes = store.scalar("SELECT count(*) FROM vad_boxes WHERE response_id = 'resp-1'")
+    n_frames = store.scalar("SELECT count(*) FROM vad_frames WHERE response_id = ?", [rid])
+    n_boxes = store.scalar("SELECT count(*) FROM vad_boxes WHERE response_id = ?", [rid])
     assert n_frames == len(d.artifacts.tracks["anomaly"]) and n_boxes == len(d.artifacts.boxes)
     back = vad.load(store, rid)
-    assert back.verdict == d.verdict
+    assert back.verdict == d.verdict and back.engine == "motion" and back.video_id == "v.mp4"
     assert np.allclose(np.asarray(back.track), np.asarray(d.artifacts.tracks["anomaly"]))
-    assert [(b.frame, b.label) for b in back.artifacts.boxes] == sorted(
-        [(b.frame, b.label) for b in d.artifacts.boxes])
+    assert sorted((b.frame, b.score) for b in back.artifacts.boxes) == sorted((b.frame, b.score)
+                                                                              for b in d.artifacts.boxes)
     assert back.artifacts.maps.shape == d.artifacts.maps.shape
     assert np.abs(back.artifacts.maps - d.artifacts.maps).max() <= 0.5 / 255 + 1e-6  # uint8 quantised
-    frames = store.query("SELECT frame, t FROM vad_frames WHERE response_id = 'resp-1' ORDER BY frame")
-    for f in frames:
+    for f in store.query("SELECT frame, t FROM vad_frames WHERE response_id = ? ORDER BY frame", [rid]):
         assert clip.timestamps_s[f["frame"]] == pytest.approx(f["t"], abs=1e-3)
     # saving again under the same id replaces, never duplicates
-    vad.save(store, "resp-1", d, cache_key=key, timestamps=clip.timestamps_s)
-    assert store.scalar("SELECT count(*) FROM vad_frames WHERE response_id = 'resp-1'") == n_frames
+    vad.save(store, rid, d, cache_key=key, timestamps=clip.timestamps_s)
+    assert store.scalar("SELECT count(*) FROM vad_frames WHERE response_id = ?", [rid]) == n_frames
 
 
-def test_error_detection_is_stored_with_no_frames(store):
+def test_an_error_is_stored_but_never_reused(store):
     from engines.types import Verdict
     from reports import vad
 
     d = Detection(verdict=Verdict.error("nothing measured"), call=CallRecord(engine="motion"), artifacts=Artifacts())
-    vad.save(store, "resp-err", d, cache_key="k")
-    back = vad.load(store, "resp-err")
+    vad.save(store, 41, d, cache_key="k")
+    back = vad.load(store, 41)
     assert back.verdict.status == "error" and back.track == [] and back.artifacts.maps is None
+    assert vad.find(store, "k") is None

@@ -18,6 +18,7 @@ TABS = (
     ("webapp.tabs.chat", "对话检测"),
     ("webapp.tabs.prompt_lab", "提示词实验室"),
     ("webapp.tabs.reports", "报告"),
+    ("webapp.tabs.heatmap", "异常热力图"),
 )
 
 CSS = """
