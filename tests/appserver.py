@@ -22,7 +22,7 @@ def free_port() -> int:
 
 class RunningApp:
     def __init__(self, workdir: Path, library_roots: list[Path] | None = None, env: dict[str, str] | None = None,
-                 startup_timeout: float = 240.0):
+                 startup_timeout: float = 240.0, wait_demo: bool = True):
         self.workdir = Path(workdir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -38,6 +38,7 @@ class RunningApp:
             self.env.pop(k, None)
         self.log_path = self.workdir / "server.log"
         self.timeout = startup_timeout
+        self.wait_demo = wait_demo  # the demo clips render in the background after the first HTTP 200
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "RunningApp":
@@ -50,12 +51,27 @@ class RunningApp:
                 raise RuntimeError(f"the app exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 if httpx.get(self.url + "/", timeout=2).status_code in (200, 401):
+                    if self.wait_demo:
+                        self.wait_for_demo(deadline)
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
         self.__exit__()
         raise RuntimeError(f"the app did not answer within {self.timeout:.0f} s:\n{self.log_tail()}")
+
+    def wait_for_demo(self, deadline: float | None = None) -> str:
+        """Wait until the server says where its demo clips stand (ready, not needed or failed)."""
+        deadline = deadline or time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            for state in ("ready", "not needed", "failed"):
+                if f"demo clips: {state}" in text:
+                    return state
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"the app exited with {self.proc.returncode}:\n{self.log_tail()}")
+            time.sleep(0.2)
+        raise RuntimeError(f"the demo clips were not ready within {self.timeout:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self, n: int = 40) -> str:
         try:

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from engines.errors import VideoError
 from reports import labels as lab
 from reports.store import Store
 from webapp.config import Config
+
+log = logging.getLogger(__name__)
 
 
 class LibraryError(VideoError):
@@ -48,6 +52,8 @@ class Library:
         self.config = config
         self.store = store
         self._scan_lock = threading.Lock()
+        self._demo_lock = threading.Lock()
+        self._demo = DemoStatus()
         for d in (*config.library_roots, config.uploads_dir, config.cache_dir):
             d.mkdir(parents=True, exist_ok=True)
 
@@ -227,21 +233,88 @@ class Library:
         return out
 
     # -- first start -----------------------------------------------------------------------------
+    def needs_demo_clips(self) -> bool:
+        """True when the default library folder (the first root) holds no video yet."""
+        first = self.config.library_roots[0].resolve()
+        return not any(_inside(p, first) for p, _ in self._candidates())
+
     def ensure_demo_clips(self) -> list[str]:
         """When the default library folder (the first root) holds no video, render the synthetic demo clips
-        and import their labels as the label set ``demo``."""
-        first = self.config.library_roots[0].resolve()
-        if any(_inside(p, first) for p, _ in self._candidates()):
+        and import their labels as the label set ``demo``.
+
+        The clips are rendered into a hidden folder beside ``demo/`` and moved in one by one when complete, so
+        a scan running meanwhile (the server answers while this runs) never indexes a half-written file.
+        """
+        if not self.needs_demo_clips():
             return []
         from engines.synth import render_demo_clips
 
         demo = self.config.demo_dir
-        render_demo_clips(demo)
+        tmp = demo.parent / f".demo-rendering-{os.getpid()}-{threading.get_ident()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            render_demo_clips(tmp)
+            demo.mkdir(parents=True, exist_ok=True)
+            names = sorted(p.name for p in tmp.iterdir())
+            for name in sorted(names, key=lambda n: n == "labels.csv"):  # labels.csv last
+                os.replace(tmp / name, demo / name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         self.scan()
         labels_csv = demo / "labels.csv"
         if labels_csv.exists() and not lab.list_sets(self.store, "demo"):
             lab.import_label_csv(self.store, labels_csv, "demo")
         return [p.name for p in sorted(demo.iterdir()) if p.suffix.lower() in vid.VIDEO_EXTENSIONS]
+
+    def start_demo_clips(self) -> DemoStatus:
+        """First start without holding the page: render the demo clips in a background thread when the library
+        is empty (see :meth:`ensure_demo_clips`); ``demo_status`` says how far it got."""
+        with self._demo_lock:
+            if self._demo.state == "preparing":
+                return self._demo
+            if not self.needs_demo_clips():
+                self._demo = DemoStatus("not_needed")
+                log.info("demo clips: not needed (the library already holds videos)")
+                return self._demo
+            self._demo = DemoStatus("preparing", started=time.monotonic())
+            log.info("demo clips: preparing in the background into %s", self.config.demo_dir)
+            threading.Thread(target=self._render_demo, name="demo-clips", daemon=True).start()
+            return self._demo
+
+    def _render_demo(self) -> None:
+        t0 = time.monotonic()
+        try:
+            made = self.ensure_demo_clips()
+        except Exception as e:  # reported in the UI as one sentence; the app keeps running
+            log.exception("demo clips: failed")
+            status = DemoStatus("failed", error=f"{type(e).__name__}: {e}")
+        else:
+            status = DemoStatus("ready", clips=len(made), seconds=time.monotonic() - t0)
+            log.info("demo clips: ready (%d clips in %.1f s)", len(made), status.seconds)
+        with self._demo_lock:
+            self._demo = status
+
+    @property
+    def demo_status(self) -> DemoStatus:
+        return self._demo
+
+
+@dataclass
+class DemoStatus:
+    """Where the first-start demo clips stand: idle | not_needed | preparing | ready | failed."""
+
+    state: str = "idle"
+    clips: int = 0
+    seconds: float | None = None
+    error: str | None = None
+    started: float | None = None
+
+    @property
+    def preparing(self) -> bool:
+        return self.state == "preparing"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "clips": self.clips, "seconds": self.seconds, "error": self.error}
 
 
 def _default_id(p: Path) -> str:

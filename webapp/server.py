@@ -14,11 +14,9 @@ def prepare(ctx, demo: bool = True):
     from webapp.state import AppState
 
     lib = Library(ctx.config, ctx.store)
-    if demo:
-        made = lib.ensure_demo_clips()
-        if made:
-            log.info("rendered %d demo clips into %s", len(made), ctx.config.demo_dir)
     res = lib.scan()
+    if demo:  # an empty library gets the demo clips in the background: the page answers first
+        lib.start_demo_clips()
     for path, reason in res.failed.items():
         log.warning("not indexed: %s", reason)
     return AppState(config=ctx.config, store=ctx.store, library=lib)
