@@ -1,40 +1,94 @@
-"""Engine registry by decorator (the lmms-eval pattern).
+"""Engines are found through the ``ghostprobe.engines`` entry-point group, as llm's plugins are.
 
-Engines register themselves on import; importing this module imports every engine module, which
-must stay cheap: heavy packages (torch, transformers, openai, boto3) are imported inside methods.
+A separate package adds an engine with one line in its own ``pyproject.toml``::
+
+    [project.entry-points."ghostprobe.engines"]
+    my_engine = "my_package.module:MyEngine"
+
+The built-in engines are listed the same way in this project's ``pyproject.toml``. When the project
+itself is not installed as a distribution (a Hugging Face Space runs it from the checkout), the same
+built-in list is read from :data:`BUILTIN` so the Space sees the same engines.
+
+Loading an entry point imports one module, which must stay cheap: heavy packages (torch,
+transformers, openai, boto3, anomalib) are imported inside the engine's methods, and a missing
+package is reported by ``availability()``. An entry point that fails to import is listed as
+unavailable with the reason, never a crash. :func:`register` adds a class at run time (tests).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import threading
+from importlib import metadata
 from typing import Any
 
 from engines.base import Engine
 from engines.errors import EngineError
 
-_ENGINES: dict[str, type[Engine]] = {}
+log = logging.getLogger(__name__)
+GROUP = "ghostprobe.engines"
 
-# Modules that define engines; imported lazily by all_engines().
-ENGINE_MODULES = (
-    "engines.baseline.engine",
-    "engines.llm.transformers_engine",
-    "engines.llm.openai_engine",
-    "engines.llm.videollama2_engine",
-)
+# The built-in engines, as pyproject.toml lists them (used when the distribution is not installed).
+BUILTIN: dict[str, str] = {
+    "baseline": "engines.baseline.engine:BaselineEngine",
+    "transformers": "engines.llm.transformers_engine:TransformersEngine",
+    "openai": "engines.llm.openai_engine:OpenAIEngine",
+    "videollama2": "engines.llm.videollama2_engine:VideoLLaMA2Engine",
+    "motion": "engines.vad.motion:MotionMapEngine",
+}
+
+_ENGINES: dict[str, type[Engine]] = {}
+_BROKEN: dict[str, str] = {}  # name -> why its entry point could not be loaded
+_LOADED = False
+_LOCK = threading.Lock()
 
 
 def register(cls: type[Engine]) -> type[Engine]:
+    """Add an engine class at run time (usable as a decorator)."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
     _ENGINES[cls.name] = cls
+    _BROKEN.pop(cls.name, None)
     return cls
 
 
+def entry_points() -> dict[str, str]:
+    """name -> "module:Class" for every engine entry point (built-ins when the project is not installed)."""
+    found = {ep.name: ep.value for ep in metadata.entry_points(group=GROUP)}
+    try:
+        metadata.distribution("ghostprobe-studio")
+    except metadata.PackageNotFoundError:
+        found = {**BUILTIN, **found}
+    return found
+
+
+def _load(target: str) -> type[Engine]:
+    mod, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(mod)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, Engine)):
+        raise TypeError(f"{target} is not an Engine subclass")
+    return obj
+
+
 def _load_all() -> None:
-    # Cheap imports only: each engine imports its heavy packages inside its methods, and reports a
-    # missing package through availability(), so a broken optional install never stops start-up.
-    for mod in ENGINE_MODULES:
-        importlib.import_module(mod)
+    global _LOADED
+    with _LOCK:
+        if _LOADED:
+            return
+        for name, target in sorted(entry_points().items()):
+            if name in _ENGINES:
+                continue
+            try:
+                cls = _load(target)
+            except Exception as e:  # a broken plugin must not stop start-up
+                log.warning("engine entry point %s = %s failed to load: %s", name, target, e)
+                _BROKEN[name] = f"The engine plugin {name} ({target}) failed to load: {type(e).__name__}: {e}."
+                continue
+            _ENGINES[cls.name or name] = cls
+        _LOADED = True
 
 
 def all_engines() -> dict[str, type[Engine]]:
@@ -45,19 +99,29 @@ def all_engines() -> dict[str, type[Engine]]:
 def get_engine(name: str, model: str | None = None, **config: Any) -> Engine:
     engines = all_engines()
     if name not in engines:
+        if name in _BROKEN:
+            raise EngineError(_BROKEN[name])
         known = ", ".join(sorted(engines)) or "none"
         raise EngineError(f"Unknown engine '{name}'; known engines: {known}.")
     return engines[name](model=model, **config)
 
 
 def engine_status() -> list[dict[str, Any]]:
-    """Every registered engine with whether it can run here and, if not, why."""
+    """Every engine with whether it can run here and, if not, why (broken plugins included)."""
+    from engines.redact import redact
+
     out = []
     for name, cls in sorted(all_engines().items()):
         try:
-            ok, reason = cls().availability()
+            inst = cls()
+            ok, reason = inst.availability()
+            kinds = sorted(inst.kinds)
         except Exception as e:  # availability must never take the app down
-            ok, reason = False, f"Availability check failed: {e}"
-        out.append({"name": name, "title": cls.title or name, "available": bool(ok), "reason": reason,
-                    "remote": cls.remote})
+            ok, reason, kinds = False, f"Availability check failed: {e}", sorted(getattr(cls, "kinds", ()))
+        out.append({"name": name, "title": cls.title or name, "available": bool(ok), "reason": redact(reason),
+                    "remote": cls.remote, "kinds": kinds})
+    for name, why in sorted(_BROKEN.items()):
+        if name not in _ENGINES:
+            out.append({"name": name, "title": name, "available": False, "reason": why, "remote": False,
+                        "kinds": []})
     return out

@@ -1,37 +1,29 @@
-"""The weights-free baseline as an engine: motion detector on CPU, registered as "baseline"."""
+"""The weights-free baseline as a *detector* engine: motion on CPU, registered as "baseline".
+
+It reads no prompt and no generation options, so its runs carry no prompt version. ``detect``
+returns the verdict plus artifacts: the per-frame score track (``"score"``) and its threshold.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from engines.base import CallRecord, DetectResult, Engine, GenerationOptions, Message
+from engines.base import DETECTOR, Artifacts, CallRecord, CostLocation, Detection, Engine, GenerationOptions
 from engines.baseline.config import BaselineConfig
-from engines.registry import register
 from engines.types import Clip, Verdict
 
 MODEL_ID = "baseline-flow-v1"
 
 
-def _summary_zh(v: Verdict) -> str:
-    if v.status != "ok":
-        return f"检测失败：{v.reason}"
-    if v.ghost_probing:
-        when = f"{v.onset_s:.1f} 秒" if v.onset_s is not None else "某一时刻"
-        return f"检测结果：疑似鬼探头（{when}，置信度 {v.confidence:.2f}）。{v.reason}"
-    return f"检测结果：未发现鬼探头（置信度 {v.confidence:.2f}）。{v.reason}"
-
-
-@register
 class BaselineEngine(Engine):
     """Optical flow + ego-motion compensation + blob tracking; see engines/baseline/detector.py."""
 
     name: ClassVar[str] = "baseline"
     title: ClassVar[str] = "基线运动检测 (CPU, 无需权重)"
-    chat_capable: ClassVar[bool] = False
+    kinds: ClassVar[frozenset[str]] = frozenset({DETECTOR})
+    process_safe: ClassVar[bool] = True
     # A steady rate, not a handful of frames: the detector measures motion between neighbours.
-    # 10 fps at 480 px keeps decode and flow well under real time on two cores (bench_baseline.py).
     default_sampling: ClassVar[dict[str, Any]] = {"num_frames": None, "fps": 10, "max_side": 480}
 
     def __init__(self, model: str | None = None, **config: Any):
@@ -53,7 +45,14 @@ class BaselineEngine(Engine):
     def revision(self) -> str | None:
         return self.cfg.revision()
 
-    def _run(self, clip: Clip) -> tuple[Verdict, list[tuple[float, float]], float]:
+    def describe(self) -> dict[str, Any]:
+        return {"model": MODEL_ID, "revision": self.cfg.revision(), "dtype": "float32"}
+
+    def cost_location(self) -> CostLocation:
+        return CostLocation("local-cpu")
+
+    def detect(self, clip: Clip, options: GenerationOptions | None = None) -> Detection:
+        """Answer the ghost-probing question from motion alone."""
         from engines.baseline.detector import detect_frames
 
         start = time.perf_counter()
@@ -61,21 +60,11 @@ class BaselineEngine(Engine):
             verdict, track, _feat = detect_frames(clip.frames, list(clip.timestamps_s), self.cfg)
         except Exception as e:  # never take the app down; the failure is recorded, not a "no"
             verdict, track = Verdict.error(f"基线检测出错：{type(e).__name__}: {e}"), []
-        return verdict, track, time.perf_counter() - start
-
-    def detect(self, clip: Clip, messages: list[Message], options: GenerationOptions) -> DetectResult:
-        """Answer the ghost-probing question from motion alone; the prompt is ignored."""
-        verdict, track, elapsed = self._run(clip)
+        elapsed = time.perf_counter() - start
         call = CallRecord(engine=self.name, model=MODEL_ID, revision=self.revision(), latency_s=elapsed,
                           generate_s=elapsed, device="cpu",
                           extra={"frames": clip.num_frames, "sampling": dict(clip.sampling or {})})
         self.last_call = call
-        return DetectResult(verdict=verdict, call=call, track=track)
-
-    def stream_chat(self, clip: Clip, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
-        """No free-form chat: one sentence saying so, then a one-line summary of the detection."""
-        yield "基线运动检测器不理解自然语言提问，只回答“是否有鬼探头”这一个问题（请按“检测鬼探头”）。\n"
-        verdict, _track, elapsed = self._run(clip)
-        self.last_call = CallRecord(engine=self.name, model=MODEL_ID, revision=self.revision(),
-                                    latency_s=elapsed, generate_s=elapsed, device="cpu")
-        yield _summary_zh(verdict)
+        arts = Artifacts(tracks={"score": track} if track else {},
+                         thresholds={"score": float(self.cfg.score_threshold)} if track else {})
+        return Detection(verdict=verdict, call=call, artifacts=arts)

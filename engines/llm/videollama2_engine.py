@@ -8,6 +8,15 @@ JPEGs with their timestamps and the chat messages, using httpx.
 Configuration: ``url=`` or ``GHOSTPROBE_VIDEOLLAMA2_URL`` (e.g. ``http://gpu-box:8008``).
 ``availability()`` only checks that a URL is configured (no network call); ``probe()`` GETs
 ``/health`` for the UI.
+
+Identity (``describe()``, resolved before the first call from ``/health``, asked once per engine
+instance within ``timeout_s``, default 10 s): ``endpoint`` (the worker URL without credentials),
+``model`` / ``revision`` / ``dtype`` / ``attention`` as the worker reports them (``revision``, ``dtype``
+and ``attention`` stay None until the worker reports them), ``video_mode`` ``"frames"`` (base64 JPEG
+frames with timestamps), and in ``settings`` the adapter, whether it is the stand-in, the JPEG quality
+and whatever the worker says about its frame count or quantisation. After a call ``last_call.model``
+is the model the worker's answer names. Cost location: ``self-hosted:<worker host>`` (your own box:
+no price until someone sets one). Every sentence passes through :func:`engines.redact.redact`.
 """
 
 from __future__ import annotations
@@ -17,11 +26,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from engines.base import CallRecord, Engine, GenerationOptions, Message
+from urllib.parse import urlsplit
+
+from engines.base import CallRecord, CostLocation, Engine, GenerationOptions, Message
 from engines.errors import EngineError
-from engines.registry import register
+from engines.redact import endpoint, host, redact
 from engines.types import Clip
 
+VIDEO_MODE = "frames"
+HEALTH_TIMEOUT_S = 10.0
+# /health fields that change answers, beside adapter/model: kept in the identity's settings when present
+_HEALTH_SETTINGS = ("num_frames", "quantization", "load_4bit", "load_8bit", "conv_mode")
 NOT_CONFIGURED = ("No worker configured: set GHOSTPROBE_VIDEOLLAMA2_URL to the address of "
                   "engines/llm/worker/server.py (e.g. http://gpu-box:8008).")
 
@@ -31,7 +46,7 @@ def _env(name: str, default: str | None = None) -> str | None:
     return v if v not in (None, "") else default
 
 
-@register
+
 class VideoLLaMA2Engine(Engine):
     name = "videollama2"
     title = "VideoLLaMA2 / Video-LLaMA (GPU worker over HTTP)"
@@ -43,14 +58,20 @@ class VideoLLaMA2Engine(Engine):
         url = config.get("url") or _env("GHOSTPROBE_VIDEOLLAMA2_URL") or ""
         self.url = url.rstrip("/") or None
         self.jpeg_quality = int(config.get("jpeg_quality", 90))
+        self.timeout_s = float(config.get("timeout_s") or HEALTH_TIMEOUT_S)  # for /health in describe()
         self._health: dict[str, Any] | None = None
+
+    @property
+    def endpoint(self) -> str | None:
+        """The worker URL as shown and stored: no user-info, no query."""
+        return endpoint(self.url)
 
     def availability(self) -> tuple[bool, str]:
         if not self.url:
             return False, NOT_CONFIGURED
         if not self.url.startswith(("http://", "https://")):
-            return False, f"GHOSTPROBE_VIDEOLLAMA2_URL must start with http:// or https://, not '{self.url}'."
-        return True, f"configured, not yet contacted: worker at {self.url}."
+            return False, redact(f"GHOSTPROBE_VIDEOLLAMA2_URL must start with http:// or https://, not '{self.url}'.")
+        return True, f"configured, not yet contacted: worker at {self.endpoint}."
 
     def _require(self) -> str:
         ok, reason = self.availability()
@@ -65,24 +86,53 @@ class VideoLLaMA2Engine(Engine):
             return {"ok": False, "reason": reason, "health": None}
         import httpx
 
+        ep = self.endpoint
         try:
-            r = httpx.get(f"{self.url}/health", timeout=timeout_s)
+            r = httpx.get(f"{self._base()}/health", timeout=timeout_s)
             data = r.json()
         except httpx.TimeoutException:
-            return {"ok": False, "reason": f"The worker at {self.url} did not answer /health within {timeout_s:g} s.", "health": None}
+            return {"ok": False, "reason": f"The worker at {ep} did not answer /health within {timeout_s:g} s.", "health": None}
         except httpx.HTTPError:
-            return {"ok": False, "reason": f"Cannot connect to the worker at {self.url}: is server.py running?", "health": None}
+            return {"ok": False, "reason": f"Cannot connect to the worker at {ep}: is server.py running?", "health": None}
         except ValueError:
-            return {"ok": False, "reason": f"{self.url}/health did not answer JSON: is this a GhostProbe worker?", "health": None}
+            return {"ok": False, "reason": f"{ep}/health did not answer JSON: is this a GhostProbe worker?", "health": None}
         if r.status_code != 200 or not isinstance(data, dict) or not data.get("ok"):
-            return {"ok": False, "reason": f"The worker at {self.url} is not healthy (HTTP {r.status_code}).", "health": data}
+            return {"ok": False, "reason": f"The worker at {ep} is not healthy (HTTP {r.status_code}).", "health": data}
         self._health = data
         stand_in = " — STAND-IN echo adapter, not a model" if data.get("stand_in") else ""
-        return {"ok": True, "health": data,
-                "reason": f"worker up: adapter {data.get('adapter')}, model {data.get('model')}, device {data.get('device')}{stand_in}."}
+        return {"ok": True, "health": data, "reason": redact(
+            f"worker up: adapter {data.get('adapter')}, model {data.get('model')}, device {data.get('device')}{stand_in}.")}
+
+    def _base(self) -> str:
+        """The URL requests go to (credentials kept for the transport, never shown)."""
+        return str(self.url)
 
     def model_id(self) -> str | None:
         return self.model or (self._health or {}).get("model")
+
+    # -- identity and cost -------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What the worker serves, from /health (asked once per instance). Raises EngineError with one
+        sentence when the worker is not configured, unreachable or unhealthy."""
+        self._require()
+        if self._health is None:
+            p = self.probe(self.timeout_s)
+            if not p["ok"]:
+                raise EngineError(p["reason"])
+        h = dict(self._health or {})
+        settings: dict[str, Any] = {"adapter": h.get("adapter"), "stand_in": bool(h.get("stand_in")),
+                                    "jpeg_quality": self.jpeg_quality}
+        settings.update({k: h[k] for k in _HEALTH_SETTINGS if h.get(k) is not None})
+        return {"model": h.get("model") or self.model, "revision": h.get("revision"), "endpoint": self.endpoint,
+                "video_mode": VIDEO_MODE, "dtype": h.get("dtype"),
+                "attention": h.get("attention") or h.get("attn_implementation"), "settings": settings}
+
+    def cost_location(self) -> CostLocation:
+        """``self-hosted:<worker host>``: the worker runs on your own machine, priced only if you say so."""
+        name = urlsplit(self.url).hostname if self.url else None
+        if not name:
+            return CostLocation("self-hosted", defaulted=True)
+        return CostLocation(f"self-hosted:{name.lower()}")
 
     def _error(self, r) -> EngineError:
         try:
@@ -91,8 +141,9 @@ class VideoLLaMA2Engine(Engine):
             msg = None
         if msg:
             msg = " ".join(str(msg).split())[:300].rstrip(".")
-            return EngineError(f"The worker at {self.url} answered HTTP {r.status_code}: {msg}.")
-        return EngineError(f"The worker at {self.url} answered HTTP {r.status_code} without a JSON error: is this a GhostProbe worker?")
+            return EngineError(redact(f"The worker at {self.endpoint} answered HTTP {r.status_code}: {msg}."))
+        return EngineError(f"The worker at {self.endpoint} answered HTTP {r.status_code} without a JSON error: "
+                           "is this a GhostProbe worker?")
 
     def stream_chat(self, clip: Clip | None, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
         import httpx
@@ -100,6 +151,7 @@ class VideoLLaMA2Engine(Engine):
         from engines.llm.media import frames_to_jpeg_b64
 
         url = self._require()
+        ep = self.endpoint
         if clip is None or clip.num_frames == 0:
             raise EngineError("The VideoLLaMA2 worker needs a video: the clip has no frames.")
         self.last_call = None
@@ -117,28 +169,28 @@ class VideoLLaMA2Engine(Engine):
         try:
             r = httpx.post(f"{url}/v1/chat", json=body, timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
         except httpx.TimeoutException:
-            raise EngineError(f"The worker at {url} did not answer within {timeout:g} s; raise the timeout or "
+            raise EngineError(f"The worker at {ep} did not answer within {timeout:g} s; raise the timeout or "
                               "use fewer frames.") from None
         except httpx.HTTPError:
-            raise EngineError(f"Cannot connect to the VideoLLaMA2 worker at {url}: is server.py running?") from None
+            raise EngineError(f"Cannot connect to the VideoLLaMA2 worker at {ep}: is server.py running?") from None
         if r.status_code != 200:
             raise self._error(r)
         try:
             data = r.json()
         except ValueError:
-            raise EngineError(f"The worker at {url} answered something that is not JSON.") from None
+            raise EngineError(f"The worker at {ep} answered something that is not JSON.") from None
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
-            raise EngineError(f"The worker at {url} answered JSON without a 'text' field.")
+            raise EngineError(f"The worker at {ep} answered JSON without a 'text' field.")
         text = data["text"]
         if text:
             yield text
         round_trip = time.perf_counter() - t_req
         self.last_call = CallRecord(
-            engine=self.name, model=self.model or data.get("model"), revision=None,
+            engine=self.name, model=data.get("model"), revision=data.get("revision"),
             latency_s=time.perf_counter() - t0, preprocess_s=preprocess_s,
             generate_s=data.get("latency_s") if isinstance(data.get("latency_s"), (int, float)) else round_trip,
             prompt_tokens=data.get("prompt_tokens"), completion_tokens=data.get("completion_tokens"),
-            device=f"worker {url}: {data.get('device')}",
+            device=redact(f"worker {host(url)}: {data.get('device')}"),
             extra={"adapter": data.get("adapter"), "stand_in": bool(data.get("stand_in")),
                    "round_trip_s": round(round_trip, 4), "frames": clip.num_frames,
                    "request_bytes": len(r.request.content) if r.request is not None else None},
