@@ -1,12 +1,12 @@
 """The chat log: every model turn (chat or detect) written to the ``chats`` table, simonw/llm style.
 
-One row per turn, keyed by ``(chat_id, turn)``. A failed call is logged too, with ``error`` set and
-no answer, so the log shows what was tried and not only what worked.
+One row per turn, keyed by ``(chat_id, turn)``, stored in the response log (``responses``; ``chats`` is
+a view over it). A failed call is logged too, with ``error`` set and no answer, so the log shows what
+was tried and not only what worked.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -29,40 +29,26 @@ def _as_dict(obj: Any) -> dict[str, Any] | None:
     raise TypeError(f"cannot store {type(obj).__name__} as JSON")
 
 
-def _json(obj: Any) -> str | None:
-    d = _as_dict(obj)
-    return None if d is None else json.dumps(d, ensure_ascii=False, default=str)
-
-
 def log_turn(store: Store, *, chat_id: str, video_id: str | None, sha256: str | None, engine: str,
              model: str | None, revision: str | None, prompt_hash: str | None, kind: str, question: str | None,
              answer: str | None, verdict: dict | None, options: Any, sampling: dict | None, call: Any,
-             error: str | None) -> int:
-    """Append one turn to ``chat_id`` and return its number (1 for the first turn).
+             error: str | None, **fields: Any) -> int:
+    """Append one turn to ``chat_id`` as a response (reports.responses) and return its turn number.
 
-    The next number is read and the row written in one ``store.write()`` transaction, so concurrent
-    writers of the same chat cannot collide. ``options`` may be a dict or GenerationOptions; ``call``
-    a CallRecord (or dict) or None; ``verdict`` a dict (e.g. ``Verdict.to_dict()``) or None.
-    """
+    The next number is read and the row written in one transaction, so concurrent writers of the same
+    chat cannot collide. ``fields`` are further response columns (identity, endpoint, cached …)."""
+    from reports.responses import insert, row_values
+
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     if not chat_id:
         raise ValueError("chat_id is required")
-    c = _as_dict(call) or {}
+    row = row_values(kind=kind, engine=engine, verdict=verdict, call=call, chat_id=chat_id, video_id=video_id,
+                     sha256=sha256, model=model, revision=revision, prompt_hash=prompt_hash, question=question,
+                     response=answer, options=_as_dict(options), sampling=sampling, error=error, **fields)
     with store.write() as cur:
-        row = cur.execute("SELECT coalesce(max(turn), 0) + 1 FROM chats WHERE chat_id = ?", [chat_id]).fetchone()
-        turn = int(row[0])
-        cur.execute(
-            """
-            INSERT INTO chats (chat_id, turn, video_id, sha256, engine, model, revision, prompt_hash, kind,
-                               question, answer, verdict, options, sampling, latency_s, decode_s, preprocess_s,
-                               generate_s, prompt_tokens, completion_tokens, error)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            [chat_id, turn, video_id, sha256, engine, model, revision, prompt_hash, kind, question, answer,
-             _json(verdict), _json(options), _json(sampling), *(c.get(k) for k in _CALL_FIELDS), error],
-        )
-    return turn
+        rid = insert(cur, row)
+        return int(cur.execute("SELECT turn FROM responses WHERE id = ?", [rid]).fetchone()[0])
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ came with. Joins between predictions and labels are then exact, which keeps the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -30,7 +29,7 @@ class RunError(GhostProbeError):
     """A run that cannot be found, created or changed as asked (one sentence)."""
 
 
-RUN_STATUSES = ("running", "done", "cancelled", "failed", "imported")
+RUN_STATUSES = ("running", "done", "partial", "cancelled", "failed", "imported")
 REVIEW_MARKS = ("agree", "disagree", "unsure", "label-wrong")
 
 _VIDEO_EXT = re.compile(r"\.[A-Za-z0-9]{2,4}$")
@@ -77,14 +76,25 @@ def create_run(store: Store, *, engine: str, model: str | None = None, revision:
                prompt: Any = None, options: dict[str, Any] | None = None,
                sampling: dict[str, Any] | None = None, label_set: str | None = None,
                selection: Sequence[str] | None = None, location: str | None = None, instances: int = 1,
-               name: str | None = None, status: str = "running", notes: str | None = None) -> str:
-    """Insert a run row and return its id. ``prompt`` is (id, version, hash), a dict or a template."""
+               name: str | None = None, status: str = "running", notes: str | None = None,
+               engine_kind: str | None = None, identity: Any = None, endpoint: str | None = None,
+               planned: int | None = None, missing: Sequence[str] | None = None, job_id: str | None = None,
+               output_dir: str | None = None) -> str:
+    """Insert a run row and return its id. ``prompt`` is (id, version, hash), a dict or a template, or None
+    for a detector (it takes no prompt). ``planned`` counts every video the run set out to answer;
+    ``missing`` names those of them that are not in the library (they can get no prediction)."""
+    from engines.redact import endpoint as _endpoint
+
     if status not in RUN_STATUSES:
         raise RunError(f"Run status must be one of {', '.join(RUN_STATUSES)}, not '{status}'.")
     if instances is None or int(instances) < 1:
         raise RunError("A run needs at least one instance.")
     name = (name or "").strip() or None
     pid, pver, phash = _prompt_parts(prompt)
+    sel = list(selection or [])
+    miss = list(missing or [])
+    ident = identity.to_dict() if hasattr(identity, "to_dict") else identity
+    ident_hash = identity.digest() if hasattr(identity, "digest") else None
     with store.write() as cur:
         if name is not None:
             clash = cur.execute("SELECT run_id FROM runs WHERE name = ? OR run_id = ?", [name, name]).fetchone()
@@ -94,19 +104,28 @@ def create_run(store: Store, *, engine: str, model: str | None = None, revision:
         while cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone():
             run_id = new_run_id()
         cur.execute(
-            """INSERT INTO runs (run_id, name, engine, model, revision, prompt_id, prompt_version, prompt_hash,
-                                 options, sampling, label_set, selection, location, instances, status, notes)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [run_id, name, engine, model, revision, pid, pver, phash, _json(options or {}), _json(sampling or {}),
-             label_set, _json(list(selection or [])), location, int(instances), status, notes])
+            """INSERT INTO runs (run_id, name, engine, engine_kind, model, revision, endpoint, identity, identity_hash,
+                                 prompt_id, prompt_version, prompt_hash, options, sampling, label_set, selection,
+                                 planned, missing, location, instances, status, notes, job_id, output_dir)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [run_id, name, engine, engine_kind, model, revision, _endpoint(endpoint), _json(ident), ident_hash,
+             pid, None if pver is None else str(pver), phash, _json(options or {}), _json(sampling or {}),
+             label_set, _json(sel), int(planned) if planned is not None else len(sel) + len(miss), _json(miss),
+             location, int(instances), status, notes, job_id, output_dir])
     return run_id
 
 
-def finish_run(store: Store, run_id: str, status: str = "done") -> None:
+def finish_run(store: Store, run_id: str, status: str = "done") -> str:
+    """Close a run. "done" becomes "partial" when a planned video has no prediction. Returns the status."""
     if status not in RUN_STATUSES:
         raise RunError(f"Run status must be one of {', '.join(RUN_STATUSES)}, not '{status}'.")
+    if status == "done":
+        cov = coverage(store, run_id)
+        if cov["predicted"] < cov["planned"]:
+            status = "partial"
     with store.write() as cur:
         cur.execute("UPDATE runs SET status = ?, finished_at = current_timestamp WHERE run_id = ?", [status, run_id])
+    return status
 
 
 def set_run_status(store: Store, run_id: str, status: str) -> None:
@@ -118,7 +137,12 @@ def set_run_status(store: Store, run_id: str, status: str) -> None:
 
 
 def update_run(store: Store, run_id: str, **fields: Any) -> None:
-    allowed = {"location", "revision", "model", "notes", "instances", "name"}
+    allowed = {"location", "revision", "model", "notes", "instances", "name", "identity", "identity_hash",
+               "job_id", "output_dir", "endpoint"}
+    if "identity" in fields and not isinstance(fields["identity"], (str, type(None))):
+        ident = fields["identity"]
+        fields["identity_hash"] = ident.digest() if hasattr(ident, "digest") else None
+        fields["identity"] = _json(ident.to_dict() if hasattr(ident, "to_dict") else ident)
     bad = set(fields) - allowed
     if bad:
         raise RunError(f"Cannot change {', '.join(sorted(bad))} of a run.")
@@ -130,7 +154,47 @@ def update_run(store: Store, run_id: str, **fields: Any) -> None:
 
 
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
-    return decode_json_columns(row, ("options", "sampling", "selection"))
+    row = decode_json_columns(row, ("options", "sampling", "selection", "missing", "identity"))
+    if "predictions" in row:  # list_runs / get_run rows: coverage, spelled out
+        sel = row.get("selection") or []
+        miss = row.get("missing") or []
+        planned = row.get("planned")
+        planned = int(planned) if planned is not None else len(sel) + len(miss)
+        row["planned"] = planned
+        row["missing_ids"] = list(miss)
+        row["missing"] = len(miss)
+        row["scored"] = int(row.get("ok") or 0) + int(row.get("unparsed") or 0)
+        row["errored"] = int(row.get("errors") or 0)
+        row["not_predicted"] = max(0, planned - int(row.get("predictions") or 0))
+        row["coverage"] = f"{row['scored']}/{planned}"
+    return row
+
+
+_COUNTS_CTE = """
+        WITH c AS (
+            SELECT run_id, count(*) AS predictions,
+                   count(*) FILTER (WHERE status = 'ok') AS ok,
+                   count(*) FILTER (WHERE status = 'unparsed') AS unparsed,
+                   count(*) FILTER (WHERE status = 'error') AS errors,
+                   count(*) FILTER (WHERE cached) AS cached
+            FROM predictions {where} GROUP BY run_id)"""
+
+
+def coverage(store: Store, run_id: str) -> dict[str, Any]:
+    """planned / predicted / scored (ok or unparsed) / errored / missing (not in the library) of one run."""
+    row = store.query(
+        """SELECT r.planned, r.selection, r.missing,
+                  (SELECT count(*) FROM predictions p WHERE p.run_id = r.run_id) AS predicted,
+                  (SELECT count(*) FROM predictions p WHERE p.run_id = r.run_id AND p.status = 'error') AS errored
+           FROM runs r WHERE r.run_id = ?""", [run_id])
+    if not row:
+        raise RunError(f"No run has the id '{run_id}'.")
+    r = decode_json_columns(row[0], ("selection", "missing"))
+    miss = r.get("missing") or []
+    planned = int(r["planned"]) if r.get("planned") is not None else len(r.get("selection") or []) + len(miss)
+    predicted, errored = int(r["predicted"]), int(r["errored"])
+    return {"planned": planned, "predicted": predicted, "scored": predicted - errored, "errored": errored,
+            "missing": len(miss), "missing_ids": list(miss), "not_predicted": max(0, planned - predicted)}
 
 
 def get_run(store: Store, id_or_name: str) -> dict[str, Any]:
@@ -138,23 +202,37 @@ def get_run(store: Store, id_or_name: str) -> dict[str, Any]:
     ref = (id_or_name or "").strip()
     if not ref:
         raise RunError("Name a run by its id (such as r20261121-183000-ab12) or its name.")
-    rows = store.query("SELECT * FROM runs WHERE run_id = ?", [ref])
+    rows = store.query("SELECT run_id FROM runs WHERE run_id = ?", [ref])
     if not rows:
-        rows = store.query("SELECT * FROM runs WHERE name = ? ORDER BY created_at", [ref])
+        rows = store.query("SELECT run_id FROM runs WHERE name = ? ORDER BY created_at", [ref])
     if not rows:
-        rows = store.query("SELECT * FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id", [ref]) if len(ref) >= 9 else []
+        rows = store.query("SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id", [ref]) if len(ref) >= 9 else []
     if not rows:
         raise RunError(f"No run has the id or name '{ref}'; `ghostprobe runs list` shows them.")
     if len(rows) > 1:
         ids = ", ".join(r["run_id"] for r in rows[:5])
         raise RunError(f"'{ref}' matches {len(rows)} runs ({ids}); name one by its run id.")
-    return _decode_run(rows[0])
+    return _run_rows(store, "WHERE r.run_id = ?", [rows[0]["run_id"]], "WHERE run_id = ?", [rows[0]["run_id"]])[0]
+
+
+def _run_rows(store: Store, where: str, params: list[Any], inner_where: str = "", inner_params: list[Any] | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+    sql = _COUNTS_CTE.format(where=inner_where) + f"""
+        SELECT r.*, coalesce(c.predictions, 0) AS predictions, coalesce(c.ok, 0) AS ok,
+               coalesce(c.unparsed, 0) AS unparsed, coalesce(c.errors, 0) AS errors,
+               coalesce(c.cached, 0) AS cached, json_array_length(r.selection) AS selected
+        FROM runs r LEFT JOIN c USING (run_id)
+        {where}
+        ORDER BY r.created_at DESC, r.run_id DESC
+        {"LIMIT " + str(int(limit)) if limit else ""}"""
+    return [_decode_run(r) for r in store.query(sql, [*(inner_params or []), *params])]
 
 
 def list_runs(store: Store, *, engine: str | None = None, label_set: str | None = None,
               status: str | None = None, prompt_id: str | None = None, model: str | None = None,
-              search: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Runs newest first with their prediction counts (one SQL aggregate)."""
+              search: str | None = None, limit: int | None = None, include_hidden: bool = False) -> list[dict[str, Any]]:
+    """Runs newest first with their prediction counts and coverage (one SQL aggregate). Hidden runs are
+    left out unless ``include_hidden``."""
     where, params = [], []
     for col, val in (("engine", engine), ("label_set", label_set), ("status", status),
                      ("prompt_id", prompt_id), ("model", model)):
@@ -164,22 +242,46 @@ def list_runs(store: Store, *, engine: str | None = None, label_set: str | None 
     if search:
         where.append("(r.run_id ILIKE ? OR r.name ILIKE ? OR r.model ILIKE ?)")
         params += [f"%{search}%"] * 3
-    sql = f"""
-        WITH c AS (
-            SELECT run_id, count(*) AS predictions,
-                   count(*) FILTER (WHERE status = 'ok') AS ok,
-                   count(*) FILTER (WHERE status = 'unparsed') AS unparsed,
-                   count(*) FILTER (WHERE status = 'error') AS errors,
-                   count(*) FILTER (WHERE cached) AS cached
-            FROM predictions GROUP BY run_id)
-        SELECT r.*, coalesce(c.predictions, 0) AS predictions, coalesce(c.ok, 0) AS ok,
-               coalesce(c.unparsed, 0) AS unparsed, coalesce(c.errors, 0) AS errors,
-               coalesce(c.cached, 0) AS cached, json_array_length(r.selection) AS selected
-        FROM runs r LEFT JOIN c USING (run_id)
-        {"WHERE " + " AND ".join(where) if where else ""}
-        ORDER BY r.created_at DESC, r.run_id DESC
-        {"LIMIT " + str(int(limit)) if limit else ""}"""
-    return [_decode_run(r) for r in store.query(sql, params)]
+    if not include_hidden:
+        where.append("NOT coalesce(r.hidden, false)")
+    return _run_rows(store, ("WHERE " + " AND ".join(where)) if where else "", params, limit=limit)
+
+
+def rename_run(store: Store, run_id: str, name: str | None) -> None:
+    """Give a run a (unique) name, or clear it with None/""."""
+    run = get_run(store, run_id)
+    name = (name or "").strip() or None
+    with store.write() as cur:
+        if name is not None:
+            clash = cur.execute("SELECT run_id FROM runs WHERE (name = ? OR run_id = ?) AND run_id <> ?",
+                                [name, name, run["run_id"]]).fetchone()
+            if clash:
+                raise RunError(f"A run named '{name}' already exists ({clash[0]}); choose another name.")
+        cur.execute("UPDATE runs SET name = ? WHERE run_id = ?", [name, run["run_id"]])
+
+
+def set_run_hidden(store: Store, run_id: str, hidden: bool = True) -> None:
+    """Hide a run from the tables and charts (its data stays; unhide brings it back)."""
+    run = get_run(store, run_id)
+    with store.write() as cur:
+        cur.execute("UPDATE runs SET hidden = ? WHERE run_id = ?", [bool(hidden), run["run_id"]])
+
+
+def delete_run(store: Store, run_id: str) -> dict[str, Any]:
+    """Delete a run and its reviews. Its answers stay in the response log (detached from the run), so
+    nothing a model said is lost; a running run cannot be deleted."""
+    run = get_run(store, run_id)
+    if run["status"] == "running":
+        raise RunError(f"Run {run['run_id']} is still running; cancel it before deleting it.")
+    with store.write() as cur:
+        n = cur.execute("SELECT count(*) FROM responses WHERE run_id = ?", [run["run_id"]]).fetchone()[0]
+        cur.execute("""UPDATE responses SET extra = json_merge_patch(coalesce(extra, '{}'),
+                                                                json_object('deleted_run', run_id)),
+                              run_id = NULL, current = false
+                       WHERE run_id = ?""", [run["run_id"]])
+        cur.execute("DELETE FROM reviews WHERE run_id = ?", [run["run_id"]])
+        cur.execute("DELETE FROM runs WHERE run_id = ?", [run["run_id"]])
+    return {"run_id": run["run_id"], "name": run.get("name"), "responses_detached": int(n)}
 
 
 # -- predictions -----------------------------------------------------------------------------------
@@ -191,42 +293,43 @@ def _g(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _prediction_row(run_id: str, video_id: str, sha256: str | None, verdict: Verdict | dict,
-                    call: Any, cached: bool) -> list[Any]:
-    status = _g(verdict, "status") or "unparsed"
-    gp = _g(verdict, "ghost_probing")
-    if status != "ok":
-        gp = None  # an unparsed or errored answer is never a "no"
-    conf = _g(verdict, "confidence")
-    return [run_id, video_id, sha256, gp, None if conf is None else float(conf), _g(verdict, "danger_level"),
-            _g(verdict, "object_type"), _g(verdict, "onset_s"), _g(verdict, "reason") or "", status,
-            _g(verdict, "raw") or "", _g(call, "latency_s"), _g(call, "decode_s"), _g(call, "preprocess_s"),
-            _g(call, "generate_s"), _g(call, "prompt_tokens"), _g(call, "completion_tokens"), bool(cached)]
-
-
-_PRED_INSERT = """INSERT OR REPLACE INTO predictions
-    (run_id, video_id, sha256, ghost_probing, confidence, danger_level, object_type, onset_s, reason, status, raw,
-     latency_s, decode_s, preprocess_s, generate_s, prompt_tokens, completion_tokens, cached, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)"""
-# created_at is set explicitly: DuckDB's INSERT OR REPLACE keeps unlisted columns of the old row, and
-# reports.metrics fingerprints a run's predictions by (count, first, last created_at).
-
-
 def add_prediction(store: Store, run_id: str, video_id: str, sha256: str | None, verdict: Verdict | dict,
-                   call: Any = None, cached: bool = False) -> None:
-    """Write one prediction in its own transaction (replacing an earlier one for the same video)."""
-    row = _prediction_row(run_id, video_id, sha256, verdict, call, cached)
-    with store.write() as cur:
-        cur.execute(_PRED_INSERT, row)
+                   call: Any = None, cached: bool = False, **fields: Any) -> int:
+    """Log one answer of a run's video as a response (replacing an earlier current one for that video);
+    returns the response id. ``fields`` are further response columns (identity, engine, prompt_hash …)."""
+    from reports.responses import log_response
+
+    run = store.query("SELECT engine, model, revision, prompt_hash, options, sampling, status FROM runs "
+                      "WHERE run_id = ?", [run_id])
+    r = run[0] if run else {}
+    fields.setdefault("model", r.get("model"))
+    fields.setdefault("revision", r.get("revision"))
+    fields.setdefault("prompt_hash", r.get("prompt_hash"))
+    fields.setdefault("options", json.loads(r["options"]) if isinstance(r.get("options"), str) else r.get("options"))
+    fields.setdefault("sampling", json.loads(r["sampling"]) if isinstance(r.get("sampling"), str) else r.get("sampling"))
+    kind = fields.pop("kind", None) or ("import" if r.get("status") == "imported" else "eval")
+    engine = fields.pop("engine", None) or r.get("engine") or _g(call, "engine") or "unknown"
+    return log_response(store, kind=kind, engine=engine, verdict=verdict, call=call, run_id=run_id,
+                        video_id=video_id, sha256=sha256, cached=bool(cached), **fields)
 
 
 def add_predictions(store: Store, run_id: str, items: Iterable[tuple[str, str | None, Any, Any, bool]]) -> int:
-    """Write many predictions in one transaction (imports): items of (video_id, sha256, verdict, call, cached)."""
-    rows = [_prediction_row(run_id, vid, sha, v, c, cached) for vid, sha, v, c, cached in items]
-    if rows:
-        with store.write() as cur:
-            cur.executemany(_PRED_INSERT, rows)
-    return len(rows)
+    """Log many answers in one transaction (imports): items of (video_id, sha256, verdict, call, cached)."""
+    from reports.responses import log_many, row_values
+
+    run = store.query("SELECT engine, model, status FROM runs WHERE run_id = ?", [run_id])
+    r = run[0] if run else {}
+    kind = "import" if r.get("status") == "imported" else "eval"
+    rows = [row_values(kind=kind, engine=r.get("engine") or "unknown", verdict=v, call=c, run_id=run_id,
+                       video_id=vid, sha256=sha, cached=bool(cached), model=r.get("model"))
+            for vid, sha, v, c, cached in items]
+    return len(log_many(store, rows)) if rows else 0
+
+
+def delete_predictions(store: Store, run_id: str) -> None:
+    """Remove every answer of a run from the log (only for a failed import: nothing was shown yet)."""
+    with store.write() as cur:
+        cur.execute("DELETE FROM responses WHERE run_id = ?", [run_id])
 
 
 def predictions(store: Store, run_id: str, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
@@ -287,42 +390,3 @@ def reviews(store: Store, run_id: str, video_id: str | None = None) -> list[dict
         return store.query("SELECT * FROM reviews WHERE run_id = ? ORDER BY created_at", [run_id])
     return store.query("SELECT * FROM reviews WHERE run_id = ? AND video_id = ? ORDER BY created_at",
                        [run_id, video_id])
-
-
-# -- response cache --------------------------------------------------------------------------------
-def cache_key(*, sha256: str, engine: str, model: str | None, revision: str | None, prompt_hash: str | None,
-              options: dict[str, Any] | None, sampling: dict[str, Any] | None) -> str:
-    """sha256 over a canonical JSON of everything that changes the answer."""
-    payload = {"sha256": sha256, "engine": engine, "model": model, "revision": revision,
-               "prompt_hash": prompt_hash, "options": options or {}, "sampling": sampling or {}}
-    # timeout_s does not change an answer, only whether one arrives
-    if isinstance(payload["options"], dict) and "timeout_s" in payload["options"]:
-        payload["options"] = {k: v for k, v in payload["options"].items() if k != "timeout_s"}
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def cache_get(store: Store, key: str) -> dict[str, Any] | None:
-    """The cached answer: {verdict: dict, answer, latency_s, prompt_tokens, completion_tokens} or None."""
-    rows = store.query("SELECT * FROM response_cache WHERE key = ?", [key])
-    if not rows:
-        return None
-    row = rows[0]
-    v = row.get("verdict")
-    row["verdict"] = json.loads(v) if isinstance(v, str) else (v or {})
-    return row
-
-
-def cache_put(store: Store, key: str, *, engine: str, model: str | None, verdict: Verdict | dict,
-              call: Any = None) -> None:
-    """Remember a parsed or unparsed answer. Errors are never cached."""
-    vd = verdict.to_dict() if hasattr(verdict, "to_dict") else dict(verdict)
-    if vd.get("status") == "error":
-        return
-    with store.write() as cur:
-        cur.execute(
-            """INSERT OR REPLACE INTO response_cache (key, engine, model, answer, verdict, latency_s,
-                                                       prompt_tokens, completion_tokens)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            [key, engine, model, vd.get("raw") or "", json.dumps(vd, ensure_ascii=False, default=str),
-             _g(call, "latency_s"), _g(call, "prompt_tokens"), _g(call, "completion_tokens")])

@@ -88,8 +88,14 @@ def test_failures_are_logged_as_error_turns_and_raised(store, hf, clip_path, tmp
     for cid in ("c-unknown", "c-openai", "c-bad", "c-frames"):
         [row] = turns(store, cid)
         assert row["kind"] == "detect" and row["error"] and "\n" not in row["error"] and row["answer"] is None
-        assert row["verdict"] is None and row["prompt_hash"]
-    assert turns(store, "c-bad")[0]["video_id"] == "notes.mp4"
+    # the unknown engine took no prompt; the others are prompt-taking engines: the prompt is on the turn
+    assert turns(store, "c-unknown")[0]["prompt_hash"] is None
+    assert all(turns(store, c)[0]["prompt_hash"] for c in ("c-openai", "c-bad", "c-frames"))
+    # failures before any call carry no verdict; the unreadable video is an error answer of the pipeline
+    assert all(turns(store, c)[0]["verdict"] is None for c in ("c-unknown", "c-openai", "c-frames"))
+    bad_row = turns(store, "c-bad")[0]
+    assert bad_row["verdict"]["status"] == "error" and bad_row["verdict"]["ghost_probing"] is None
+    assert bad_row["video_id"] == "notes.mp4"
 
 
 # -- chat -------------------------------------------------------------------------------------------

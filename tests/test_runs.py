@@ -37,9 +37,16 @@ def test_create_get_list_finish(store):
     assert run["prompt_id"] == "ghost_probing" and run["prompt_version"] == "3" and run["prompt_hash"] == "abc"
     assert run["selection"] == ["a.avi", "b.avi"] and run["options"] == {"temperature": 0.0}
     assert R.get_run(store, rid)["name"] == "first"
-    R.finish_run(store, rid, "done")
+    # finished with planned videos unanswered: partial, never "done"
+    assert R.finish_run(store, rid, "done") == "partial"
     run = R.get_run(store, rid)
-    assert run["status"] == "done" and run["finished_at"] is not None
+    assert run["status"] == "partial" and run["finished_at"] is not None
+    assert (run["planned"], run["scored"], run["errored"], run["not_predicted"]) == (2, 0, 0, 2)
+    for vid in ("a.avi", "b.avi"):
+        R.add_prediction(store, rid, vid, None, Verdict(ghost_probing=False, status="ok"))
+    assert R.finish_run(store, rid, "done") == "done"
+    run = R.get_run(store, rid)
+    assert run["status"] == "done" and run["coverage"] == "2/2"
     listed = R.list_runs(store, engine="baseline")
     assert [r["run_id"] for r in listed] == [rid] and listed[0]["selected"] == 2
     assert R.list_runs(store, engine="openai") == []
@@ -90,22 +97,36 @@ def test_reviews(store):
         R.add_review(store, rid, "zzz.avi", "agree")
 
 
-def test_cache_key_covers_everything_that_changes_the_answer(store):
-    base = dict(sha256="s", engine="e", model="m", revision="r", prompt_hash="p",
-                options={"temperature": 0.0, "max_new_tokens": 64, "timeout_s": 30}, sampling={"num_frames": 8})
-    k = R.cache_key(**base)
-    for field, other in (("sha256", "t"), ("engine", "f"), ("model", "n"), ("revision", "q"), ("prompt_hash", "z"),
-                         ("options", {"temperature": 0.0, "max_new_tokens": 65}), ("sampling", {"num_frames": 9})):
-        assert R.cache_key(**{**base, field: other}) != k, field
-    # a timeout changes whether an answer arrives, not which one
-    assert R.cache_key(**{**base, "options": {"temperature": 0.0, "max_new_tokens": 64, "timeout_s": 99}}) == k
-    assert R.cache_get(store, k) is None
-    v = Verdict(ghost_probing=True, confidence=0.7, status="ok", raw='{"鬼探头": true}')
-    R.cache_put(store, k, engine="e", model="m", verdict=v, call=CallRecord(engine="e", latency_s=2.0))
-    hit = R.cache_get(store, k)
-    assert hit["verdict"]["ghost_probing"] is True and hit["latency_s"] == 2.0 and hit["answer"] == v.raw
-    R.cache_put(store, "k2", engine="e", model="m", verdict=Verdict.error("timeout"))
-    assert R.cache_get(store, "k2") is None  # errors are never cached
+def test_coverage_counts_missing_videos_and_marks_partial(store):
+    rid = R.create_run(store, engine="baseline", label_set="dev", selection=["a.avi"],
+                       missing=["b.avi", "c.avi"])
+    R.add_prediction(store, rid, "a.avi", None, Verdict(ghost_probing=True, status="ok"))
+    assert R.finish_run(store, rid, "done") == "partial"
+    run = R.get_run(store, rid)
+    assert (run["planned"], run["scored"], run["missing"], run["coverage"]) == (3, 1, 2, "1/3")
+    assert run["missing_ids"] == ["b.avi", "c.avi"]
+
+
+def test_rename_hide_delete_keep_the_log(store):
+    from reports.responses import logs
+
+    a = R.create_run(store, engine="baseline", name="one", selection=["a.avi"])
+    b = R.create_run(store, engine="baseline", name="two", selection=["a.avi"])
+    R.add_prediction(store, a, "a.avi", None, Verdict(ghost_probing=True, status="ok"))
+    with pytest.raises(R.RunError, match="already exists"):
+        R.rename_run(store, a, "two")
+    R.rename_run(store, a, "renamed")
+    assert R.get_run(store, "renamed")["run_id"] == a
+    R.set_run_hidden(store, b, True)
+    assert [r["run_id"] for r in R.list_runs(store)] == [a]
+    assert {r["run_id"] for r in R.list_runs(store, include_hidden=True)} == {a, b}
+    R.finish_run(store, a, "done")
+    out = R.delete_run(store, a)
+    assert out["responses_detached"] == 1
+    with pytest.raises(R.RunError):
+        R.get_run(store, a)
+    assert store.scalar("SELECT count(*) FROM predictions") == 0
+    assert len(logs(store)) == 1  # what the model said is still in the log
 
 
 def test_unknown_label_set_lists_known(store):

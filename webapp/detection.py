@@ -1,42 +1,40 @@
-"""One detect or chat turn, end to end: engine → sampled clip → prompt → model → chat log.
+"""One detect or chat turn, end to end, on the prediction core (webapp/predict.py).
 
-Shared by the CLI (``ghostprobe detect`` / ``ghostprobe chat``) and the 对话检测 tab, so both take
-the same path and log the same record:
+Shared by the CLI (``ghostprobe detect`` / ``ghostprobe chat``) and the 对话检测 tab:
 
-- :func:`open_engine` refuses an engine that cannot run here, with its one-sentence reason.
-- :func:`sampling_for` is the engine's ``default_sampling`` with the caller's overrides.
-- :func:`run_detect` renders a detect prompt for the clip, calls ``engine.detect`` and logs the
-  turn (``kind="detect"``): engine, model, revision, prompt hash, options, sampling, latency split
-  and token counts as measured.
+- :func:`run_detect` asks an engine the ghost-probing question about one video through
+  :class:`webapp.predict.Predictor` — the same identity, cache, sampling, call and response log as
+  every evaluation — as a turn of a chat (``kind="detect"``). A detector (the baseline) takes no
+  prompt; a chat model gets the detect prompt (default: the latest ghost_probing).
 - :class:`ChatTurn` streams one chat answer (``kind="chat"``): the chat prompt's system message,
   then the earlier answered turns of the same chat (so follow-ups keep the video in context), then
   the question. Iterate it for the text pieces; afterwards it holds the turn number and the call.
   A consumer that stops early (the Stop button closes the generator) logs the partial answer as a
-  stopped turn.
+  stopped turn. Chat answers are not cached.
 
 Every failure — an unavailable engine, a video that cannot be read, an engine that raises — is
-logged as an error turn with whatever was known, then re-raised for the caller to show as one
+logged as an error turn with whatever was known, then raised for the caller to show as one
 sentence. Nothing here touches the UI.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.base import CallRecord, Engine, GenerationOptions, Message
+from engines.base import Artifacts, CallRecord, Engine, EngineIdentity, GenerationOptions, Message
 from engines.errors import EngineError, GhostProbeError
-from engines.types import Clip, Verdict
-from reports.chats import log_turn, turns
+from engines.types import Verdict
+from reports import responses as RL
+from reports.chats import turns
 from reports.store import Store
+from webapp.predict import (PredictionError, Predictor, ensure_available, load_clip_timed,  # noqa: F401
+                            one_sentence, open_engine, sampling_for, video_id_of)
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +44,7 @@ OBJECT_ZH = {"pedestrian": "行人", "cyclist": "骑车人", "motorcycle": "摩�
              "animal": "动物", "other": "其他"}
 STOPPED = "stopped by the user before the answer was complete"
 
-
-class DetectionError(GhostProbeError):
-    """A request this module cannot honour (bad sampling, a chat about another video …)."""
-
-
-def one_sentence(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-# -- steps -------------------------------------------------------------------------------------------
-
-def open_engine(name: str, model: str | None = None) -> Engine:
-    """The engine ``name`` (with ``model`` or its configured default), or EngineError with the reason it cannot run."""
-    from engines.registry import get_engine
-
-    engine = get_engine(name, model=(model or "").strip() or None)
-    try:
-        ok, reason = engine.availability()
-    except Exception as e:  # an availability check must never take the caller down
-        ok, reason = False, f"The availability check of engine {name} failed: {one_sentence(e)}"
-    if not ok:
-        raise EngineError(reason)
-    return engine
+DetectionError = PredictionError  # the old name
 
 
 def default_model(name: str) -> str:
@@ -80,61 +55,6 @@ def default_model(name: str) -> str:
         return get_engine(name).model_id() or ""
     except Exception:
         return ""
-
-
-def sampling_for(engine: Engine | type[Engine], frames: int | None = None, max_side: int | None = None) -> dict[str, Any]:
-    """The engine's default sampling; ``frames`` switches to that many uniformly spaced frames."""
-    s = dict(getattr(engine, "default_sampling", None) or {})
-    if frames is not None:
-        if int(frames) < 1:
-            raise DetectionError("The number of frames must be at least 1.")
-        s["num_frames"], s["fps"] = int(frames), None
-    if max_side is not None:
-        if int(max_side) < 16:
-            raise DetectionError("max_side must be at least 16 pixels.")
-        s["max_side"] = int(max_side)
-    if s.get("num_frames") is None and s.get("fps") is None:
-        s["num_frames"] = 16
-    return s
-
-
-_CLIPS: OrderedDict[tuple, Clip] = OrderedDict()
-_CLIPS_LOCK = threading.Lock()
-_CLIPS_MAX = 4
-
-
-def load_clip_timed(path: str | Path, sampling: dict[str, Any]) -> tuple[Clip, float]:
-    """Sample the video as ``sampling`` says; returns the clip and the seconds it took.
-
-    The last few clips are kept in memory (keyed by path, size, mtime and sampling), so a follow-up
-    question about the same video does not decode it again; the time returned is what this call took."""
-    from engines.video import load_clip
-
-    t0 = time.perf_counter()
-    try:
-        st = os.stat(path)
-        key: tuple | None = (str(path), st.st_size, st.st_mtime_ns, sampling.get("num_frames"), sampling.get("fps"),
-                             sampling.get("max_side"))
-    except OSError:
-        key = None  # load_clip says what is wrong with the path
-    if key is not None:
-        with _CLIPS_LOCK:
-            hit = _CLIPS.get(key)
-            if hit is not None:
-                _CLIPS.move_to_end(key)
-                return hit, time.perf_counter() - t0
-    clip = load_clip(path, num_frames=sampling.get("num_frames"), fps=sampling.get("fps"),
-                     max_side=sampling.get("max_side"))
-    if key is not None:
-        with _CLIPS_LOCK:
-            _CLIPS[key] = clip
-            while len(_CLIPS) > _CLIPS_MAX:
-                _CLIPS.popitem(last=False)
-    return clip, time.perf_counter() - t0
-
-
-def video_id_of(path: str | Path) -> str:
-    return Path(str(path).rstrip("/\\")).name
 
 
 def chat_context(store: Store, chat_id: str, video_id: str | None) -> list[Message]:
@@ -151,53 +71,29 @@ def chat_context(store: Store, chat_id: str, video_id: str | None) -> list[Messa
     return out
 
 
-def _model_of(engine: Engine | None, call: CallRecord | None, fallback: str | None = None) -> str | None:
-    return (call.model if call is not None else None) or (engine.model_id() if engine is not None else None) or fallback
-
-
-def _revision_of(engine: Engine | None, call: CallRecord | None) -> str | None:
-    if call is not None and call.revision:
-        return call.revision
+def _log_failure(store: Store, *, kind: str, chat_id: str, engine_name: str, model: str | None,
+                 video_id: str | None, e: BaseException, question: str | None = None, answer: str | None = None,
+                 identity: EngineIdentity | None = None, call: CallRecord | None = None,
+                 sha256: str | None = None, prompt_hash: str | None = None) -> int | None:
+    """An error turn for what failed before or around the engine call (then the caller re-raises)."""
+    if not isinstance(e, GhostProbeError):
+        log.error("%s turn with engine %s failed", kind, engine_name, exc_info=e)
+    f: dict[str, Any] = {}
+    if identity is not None:
+        f = {"engine_kind": identity.kind, "model": identity.model, "revision": identity.revision,
+             "endpoint": identity.endpoint, "identity": identity.to_dict(), "identity_hash": identity.digest(),
+             "prompt_hash": identity.prompt_hash, "options": identity.options, "sampling": identity.sampling}
+    else:
+        f["model"] = model
+        f["prompt_hash"] = prompt_hash
     try:
-        return engine.revision() if engine is not None else None
-    except Exception:
+        rid = RL.log_response(store, kind=kind, engine=engine_name, verdict=None, call=call, chat_id=chat_id,
+                              video_id=video_id, sha256=sha256, question=question, response=answer,
+                              error=one_sentence(e), **f)
+        return RL.turn_of(store, rid)
+    except Exception:  # the failure itself must still reach the person
+        log.exception("could not log the failed %s turn", kind)
         return None
-
-
-@dataclass
-class _Log:
-    """What a turn's row holds, filled in as the turn gets further."""
-
-    store: Store
-    kind: str
-    chat_id: str
-    engine_name: str
-    model: str | None
-    video_id: str | None
-    question: str | None = None
-    prompt_hash: str | None = None
-    options: GenerationOptions | None = None
-    sampling: dict[str, Any] | None = None
-    sha256: str | None = None
-    engine: Engine | None = None
-
-    def write(self, *, answer: str | None, verdict: dict | None, call: CallRecord | None, error: str | None) -> int:
-        return log_turn(self.store, chat_id=self.chat_id, video_id=self.video_id, sha256=self.sha256,
-                        engine=self.engine.name if self.engine is not None else self.engine_name,
-                        model=_model_of(self.engine, call, self.model), revision=_revision_of(self.engine, call),
-                        prompt_hash=self.prompt_hash, kind=self.kind, question=self.question, answer=answer,
-                        verdict=verdict, options=self.options or GenerationOptions(), sampling=self.sampling,
-                        call=call, error=error)
-
-    def fail(self, e: BaseException, answer: str | None = None) -> int | None:
-        if not isinstance(e, GhostProbeError):
-            log.error("%s turn with engine %s failed", self.kind, self.engine_name, exc_info=e)
-        call = self.engine.last_call if self.engine is not None else None
-        try:
-            return self.write(answer=answer, verdict=None, call=call, error=one_sentence(e))
-        except Exception:  # the failure itself must still reach the person
-            log.exception("could not log the failed %s turn", self.kind)
-            return None
 
 
 # -- detect ------------------------------------------------------------------------------------------
@@ -212,61 +108,78 @@ class DetectOutcome:
     engine: str
     model: str | None
     revision: str | None
-    prompt_ref: str
-    prompt_hash: str
+    prompt_ref: str | None
+    prompt_hash: str | None
     video_id: str
-    sha256: str
+    sha256: str | None
     sampling: dict[str, Any]
     question: str | None = None
+    threshold: float | None = None
+    artifacts: Artifacts = field(default_factory=Artifacts)
+    identity: EngineIdentity | None = None
+    cached: bool = False
+    response_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The verdict fields, the call record and what identifies the run (JSON-ready)."""
+        """The verdict fields, the call record and what identifies the answer (JSON-ready)."""
         v = self.verdict.to_dict()
         out: dict[str, Any] = {k: v.get(k) for k in VERDICT_FIELDS}
         out["call"] = self.call.to_dict() if self.call is not None else None
         out.update(engine=self.engine, model=self.model, revision=self.revision, prompt=self.prompt_ref,
                    prompt_hash=self.prompt_hash, video_id=self.video_id, sha256=self.sha256, sampling=self.sampling,
-                   chat_id=self.chat_id, turn=self.turn)
+                   chat_id=self.chat_id, turn=self.turn, cached=self.cached, response_id=self.response_id,
+                   identity=self.identity.to_dict() if self.identity is not None else None,
+                   threshold=self.threshold)
         return out
 
 
 def run_detect(store: Store, *, engine: str, video: str | Path, video_id: str | None = None, model: str | None = None,
                prompt: str | None = None, frames: int | None = None, max_side: int | None = None,
-               options: GenerationOptions | None = None, chat_id: str | None = None, prompts: Any = None) -> DetectOutcome:
-    """Ask ``engine`` whether ``video`` shows ghost probing with detect prompt ``prompt`` (default: latest
-    ghost_probing) and log the turn. Failures are logged as error turns and re-raised."""
-    from prompts import PromptLibrary, clip_variables
+               options: GenerationOptions | None = None, chat_id: str | None = None, prompts: Any = None,
+               use_cache: bool = True) -> DetectOutcome:
+    """Ask ``engine`` whether ``video`` shows ghost probing and log the answer as a detect turn.
 
+    A failure (unavailable engine, unreadable video, engine error) is logged as an error turn and raised."""
     video_id = video_id or video_id_of(video)
     options = options or GenerationOptions()
-    rec = _Log(store, "detect", chat_id or uuid.uuid4().hex, engine, (model or "").strip() or None, video_id,
-               options=options)
+    chat_id = chat_id or uuid.uuid4().hex
+    model = (model or "").strip() or None
+    pred = template = None
     try:
-        lib = prompts or PromptLibrary.load(strict=False)
-        template = lib.get(prompt) if (prompt or "").strip() else lib.detect_default()
-        if template.kind != "detect":
-            raise DetectionError(f"Prompt {template.ref} is a {template.kind} prompt; pick a detect prompt.")
-        rec.prompt_hash = template.hash
-        rec.engine = eng = open_engine(engine, rec.model)
-        rec.sampling = sampling = sampling_for(eng, frames, max_side)
-        clip, decode_s = load_clip_timed(video, sampling)
-        rec.sha256, rec.sampling = clip.sha256, clip.sampling or sampling
-        messages = template.render(clip_variables(clip, Path(video_id).stem))
-        rec.question = messages[-1]["content"] if messages else None
-        result = eng.detect(clip, messages, options)
-    except BaseException as e:
-        if isinstance(e, Exception):
-            rec.fail(e)
+        from engines.registry import get_engine
+
+        eng = get_engine(engine, model=model)
+        if eng.takes_prompt:
+            from prompts import PromptLibrary
+
+            lib = prompts or PromptLibrary.load(strict=False)
+            template = lib.get(prompt) if (prompt or "").strip() else lib.detect_default()
+            if template.kind != "detect":
+                raise DetectionError(f"Prompt {template.ref} is a {template.kind} prompt; pick a detect prompt.")
+        ensure_available(eng)
+        sampling = sampling_for(eng, frames, max_side)
+        pred = Predictor(store, eng, sampling=sampling, options=options, template=template, use_cache=use_cache)
+        ans = pred.predict(video, video_id, kind="detect", chat_id=chat_id)
+    except Exception as e:
+        _log_failure(store, kind="detect", chat_id=chat_id, engine_name=engine, model=model, video_id=video_id, e=e,
+                     identity=pred.identity if pred is not None else None,
+                     prompt_hash=template.hash if template is not None else None)
         raise
-    call = result.call or eng.last_call or CallRecord(engine=eng.name, model=eng.model_id())
-    call.decode_s = decode_s
-    verdict = result.verdict
-    turn = rec.write(answer=verdict.raw, verdict=verdict.to_dict(), call=call,
-                     error=verdict.reason if verdict.status == "error" else None)
-    return DetectOutcome(verdict=verdict, call=call, track=result.track, chat_id=rec.chat_id, turn=turn,
-                         engine=eng.name, model=_model_of(eng, call), revision=_revision_of(eng, call),
-                         prompt_ref=template.ref, prompt_hash=template.hash, video_id=video_id, sha256=clip.sha256,
-                         sampling=rec.sampling, question=rec.question)
+    if ans.failed == "video":  # logged as an error turn; the caller shows the sentence
+        from engines.errors import VideoError
+
+        raise VideoError(ans.error)
+    if ans.failed:
+        raise EngineError(ans.error)
+    return DetectOutcome(
+        verdict=ans.verdict, call=ans.call, track=next(iter(ans.artifacts.tracks.values()), None) or None,
+        chat_id=chat_id, turn=ans.turn or 0, engine=eng.name, model=ans.identity.model,
+        revision=ans.identity.revision, prompt_ref=template.ref if template is not None else None,
+        prompt_hash=template.hash if template is not None else None, video_id=video_id, sha256=ans.sha256,
+        sampling=pred.sampling, question=ans.question,
+        threshold=(ans.artifacts.thresholds.get(next(iter(ans.artifacts.tracks), ""))
+                   if ans.artifacts.tracks else None),
+        artifacts=ans.artifacts, identity=ans.identity, cached=ans.cached, response_id=ans.response_id)
 
 
 # -- chat --------------------------------------------------------------------------------------------
@@ -296,6 +209,7 @@ class ChatTurn:
     stopped: bool = field(default=False, init=False)
     prompt_ref: str | None = field(default=None, init=False)
     sampling: dict[str, Any] | None = field(default=None, init=False)
+    identity: EngineIdentity | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.chat_id = self.chat_id or uuid.uuid4().hex
@@ -303,38 +217,55 @@ class ChatTurn:
         self.options = self.options or GenerationOptions()
         self.question = (self.question or "").strip()
 
+    def _write(self, eng: Engine | None, *, answer: str | None, call: CallRecord | None, error: str | None,
+               sha256: str | None) -> int:
+        ident = self.identity
+        f: dict[str, Any] = {}
+        if ident is not None:
+            if call is not None and call.model and call.model != ident.model:
+                call.extra = {**(call.extra or {}), "model_mismatch": {"resolved": ident.model, "reported": call.model}}
+            f = {"engine_kind": ident.kind, "model": ident.model, "revision": ident.revision,
+                 "endpoint": ident.endpoint, "identity": ident.to_dict(), "identity_hash": ident.digest(),
+                 "prompt_hash": ident.prompt_hash, "options": ident.options, "sampling": ident.sampling}
+        rid = RL.log_response(self.store, kind="chat", engine=eng.name if eng is not None else self.engine,
+                              verdict=None, call=call, chat_id=self.chat_id, video_id=self.video_id, sha256=sha256,
+                              question=self.question or None, response=answer, error=error, **f)
+        return int(RL.turn_of(self.store, rid) or 0)
+
     def __iter__(self) -> Iterator[str]:
         from prompts import PromptLibrary, clip_variables
 
-        rec = _Log(self.store, "chat", self.chat_id, self.engine, (self.model or "").strip() or None, self.video_id,
-                   question=self.question or None, options=self.options)
         pieces: list[str] = []
         stream = None
+        eng: Engine | None = None
         start = time.perf_counter()
         decode_s: float | None = None
+        sha: str | None = None
+        template_hash: str | None = None
         done = False
         try:
             lib = self.prompts or PromptLibrary.load(strict=False)
             template = lib.get(self.prompt) if (self.prompt or "").strip() else lib.chat_default()
-            rec.prompt_hash, self.prompt_ref = template.hash, template.ref
-            rec.engine = eng = open_engine(self.engine, rec.model)
-            if not getattr(eng, "chat_capable", True):
-                raise DetectionError(f"Engine {eng.name} answers only the ghost-probing question and cannot chat; "
-                                     "use detect (检测鬼探头) with it.")
+            self.prompt_ref, template_hash = template.ref, template.hash
+            eng = open_engine(self.engine, self.model)
+            reason = eng.can_chat_reason()
+            if reason:
+                raise DetectionError(reason)
             history = chat_context(self.store, self.chat_id, self.video_id)
-            rec.sampling = sampling = sampling_for(eng, self.frames, self.max_side)
+            self.sampling = sampling = sampling_for(eng, self.frames, self.max_side)
+            self.identity = eng.identity(self.options, sampling, template.hash)
+            RL.save_prompt(self.store, template)
             clip, decode_s = load_clip_timed(self.video, sampling)
-            rec.sha256, rec.sampling = clip.sha256, clip.sampling or sampling
-            self.sampling = rec.sampling
+            sha = clip.sha256
             rendered = template.render(clip_variables(clip, Path(self.video_id).stem))
             system = [m for m in rendered if m["role"] == "system"]
             if not self.question:
                 self.question = next((m["content"] for m in rendered if m["role"] == "user"), "").strip()
-                rec.question = self.question or None
             if not self.question:
                 raise DetectionError("Ask a question first.")
             messages = [*system, *history, {"role": "user", "content": self.question}]
             start = time.perf_counter()
+            eng.last_call = None
             stream = iter(eng.stream_chat(clip, messages, self.options))
             for piece in stream:
                 pieces.append(piece)
@@ -348,30 +279,34 @@ class ChatTurn:
                     stream.close()  # stops generation (the engine's own finally)
                 except Exception:
                     log.exception("closing the engine stream failed")
-            call = rec.engine.last_call if rec.engine is not None else None
-            if call is None and rec.engine is not None:  # what was measured until the stop
-                call = CallRecord(engine=rec.engine.name, model=rec.engine.model_id(),
-                                  latency_s=time.perf_counter() - start, decode_s=decode_s,
+            call = eng.last_call if eng is not None else None
+            if call is None and eng is not None:  # what was measured until the stop
+                call = CallRecord(engine=eng.name, model=None, latency_s=time.perf_counter() - start,
                                   extra={"stopped": True, "pieces": len(pieces)})
+            if call is not None:
+                call.decode_s = decode_s
             self.call = call
             try:
-                self.turn = rec.write(answer="".join(pieces) or None, verdict=None, call=call, error=STOPPED)
+                self.turn = self._write(eng, answer="".join(pieces) or None, call=call, error=STOPPED, sha256=sha)
             except Exception:
                 log.exception("could not log the stopped chat turn")
             raise
         except Exception as e:
             self.error = one_sentence(e)
-            self.turn = rec.fail(e, answer="".join(pieces) or None)
+            call = eng.last_call if eng is not None else None
+            self.turn = _log_failure(self.store, kind="chat", chat_id=self.chat_id, engine_name=self.engine,
+                                     model=self.model, video_id=self.video_id, e=e, question=self.question or None,
+                                     answer="".join(pieces) or None, identity=self.identity, call=call, sha256=sha,
+                                     prompt_hash=template_hash)
             raise
         if done:
-            call = eng.last_call
-            if call is not None:
-                call.decode_s = decode_s
-                if call.latency_s is None:
-                    call.latency_s = time.perf_counter() - start
+            call = (eng.last_call if eng is not None else None) or CallRecord(engine=self.engine)
+            call.decode_s = decode_s
+            if call.latency_s is None:
+                call.latency_s = time.perf_counter() - start
             self.call = call
             self.answer = "".join(pieces)
-            self.turn = rec.write(answer=self.answer, verdict=None, call=call, error=None)
+            self.turn = self._write(eng, answer=self.answer, call=call, error=None, sha256=sha)
 
 
 # -- plain-text summary ------------------------------------------------------------------------------
