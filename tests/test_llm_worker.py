@@ -86,7 +86,7 @@ def test_echo_reflects_the_frames_we_sent(worker):
     call = e.last_call
     assert call.engine == "videollama2" and call.model == "echo" and call.extra["stand_in"] is True
     assert call.generate_s is not None and call.latency_s >= call.generate_s and "none (stand-in)" in call.device
-    v = e.detect(c, msgs, GenerationOptions()).verdict
+    v = e.ask(c, msgs, GenerationOptions()).verdict
     assert v.status == "unparsed" and v.ghost_probing is None  # the stand-in never yields a verdict
 
 

@@ -34,8 +34,8 @@ server on a loopback, private or single-label host (your own box: no token price
 
 No credentials in anything this engine says: every error sentence, log line (ours, and those of the
 ``openai`` and ``httpx`` / ``httpx2`` loggers, which print request URLs) and ``CallRecord`` passes through
-:func:`engines.redact.redact`, which also masks the API key, the password of a ``user:pass@`` base URL
-and the values of its query parameters (``?token=…`` is sent as a query parameter, never shown).
+:func:`engines.llm.scrub` (:func:`engines.redact.redact`, and it also masks the API key, the password of a ``user:pass@`` base URL
+and the values of its query parameters: ``?token=…`` is sent as a query parameter, never shown).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from engines.base import CallRecord, CostLocation, Engine, GenerationOptions, Message
 from engines.errors import EngineError
-from engines.redact import MASK, endpoint, host, redact
+from engines.llm import install_log_filter, remember_secret, scrub
+from engines.redact import endpoint, host
 from engines.types import Clip
 
 log = logging.getLogger(__name__)
@@ -64,47 +65,6 @@ JPEG_QUALITY = 85
 DESCRIBE_TIMEOUT_S = 30.0
 # Hosts whose servers are your own machines: no token price (cost location ``self-hosted:<host>``).
 _PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".lan", ".home.arpa", ".localdomain")
-
-# Secrets this process's engines were given (API keys passed as arguments, base-URL passwords and query
-# values): masked in every message and log line, beside what engines.redact finds in the environment.
-_SECRETS: set[str] = set()
-_FILTER_LOCK = threading.Lock()
-_FILTER_INSTALLED = False
-_REDACTED_LOGGERS = ("httpx", "httpx2", "openai", "openai._base_client", __name__)
-
-
-def scrub(text: object) -> str:
-    """``text`` without credentials: :func:`engines.redact.redact` plus the secrets engines were given."""
-    s = redact(text)
-    for v in sorted(_SECRETS, key=len, reverse=True):
-        if v in s:
-            s = s.replace(v, MASK)
-    return s
-
-
-class _RedactFilter(logging.Filter):
-    """Rewrites a log record's message without credentials (httpx logs full request URLs at INFO)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            msg = record.getMessage()
-        except Exception:  # noqa: BLE001  a broken record is not ours to fix
-            return True
-        clean = scrub(msg)
-        if clean != msg:
-            record.msg, record.args = clean, None
-        return True
-
-
-def _install_log_filter() -> None:
-    global _FILTER_INSTALLED
-    with _FILTER_LOCK:
-        if _FILTER_INSTALLED:
-            return
-        for name in _REDACTED_LOGGERS:
-            logging.getLogger(name).addFilter(_RedactFilter())
-        _FILTER_INSTALLED = True
-
 
 def split_base_url(url: str) -> tuple[str, dict[str, str]]:
     """A base URL without its query (sent as ``default_query`` instead: the SDK appends paths to the
@@ -193,10 +153,8 @@ class OpenAIEngine(Engine):
         self._served_model: str | None = None
         self._models_lock = threading.Lock()
         self._base, self._query = split_base_url(self.url)
-        for secret in (self._api_key, urlsplit(self.url).password, *self._query.values()):
-            if secret and len(secret) >= 4:
-                _SECRETS.add(secret)
-        _install_log_filter()
+        remember_secret(self._api_key, urlsplit(self.url).password, *self._query.values())
+        install_log_filter(__name__)
 
     # -- configuration ----------------------------------------------------------------------------
     @property

@@ -16,7 +16,8 @@ and ``attention`` stay None until the worker reports them), ``video_mode`` ``"fr
 frames with timestamps), and in ``settings`` the adapter, whether it is the stand-in, the JPEG quality
 and whatever the worker says about its frame count or quantisation. After a call ``last_call.model``
 is the model the worker's answer names. Cost location: ``self-hosted:<worker host>`` (your own box:
-no price until someone sets one). Every sentence passes through :func:`engines.redact.redact`.
+no price until someone sets one). Every sentence passes through :func:`engines.llm.scrub`, and the
+HTTP client's log lines (httpx logs request URLs) through its filter.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from urllib.parse import urlsplit
 
 from engines.base import CallRecord, CostLocation, Engine, GenerationOptions, Message
 from engines.errors import EngineError
-from engines.redact import endpoint, host, redact
+from engines.llm import install_log_filter, remember_secret
+from engines.llm import scrub as redact
+from engines.redact import endpoint, host
 from engines.types import Clip
 
 VIDEO_MODE = "frames"
@@ -60,6 +63,9 @@ class VideoLLaMA2Engine(Engine):
         self.jpeg_quality = int(config.get("jpeg_quality", 90))
         self.timeout_s = float(config.get("timeout_s") or HEALTH_TIMEOUT_S)  # for /health in describe()
         self._health: dict[str, Any] | None = None
+        if self.url:
+            remember_secret(urlsplit(self.url).password)
+        install_log_filter(__name__)
 
     @property
     def endpoint(self) -> str | None:
