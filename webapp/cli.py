@@ -22,8 +22,10 @@ COMMAND_MODULES = (
     "webapp.commands.prompts",
     "webapp.commands.llm",
     "webapp.commands.evaluation",
+    "webapp.commands.logs",
     "webapp.commands.cloud",
     "webapp.commands.runs_admin",
+    "webapp.commands.models",
 )
 
 
