@@ -69,7 +69,7 @@ def test_health_asked_once_per_instance_then_unreachable_is_one_sentence(workers
     assert e.describe() == first  # resolved once for this instance
     with pytest.raises(EngineError) as ei:
         VideoLLaMA2Engine(url=url, timeout_s=3).describe()
-    assert str(ei.value) == f"Cannot connect to the worker at {url}: is server.py running?"
+    assert str(ei.value) == f"Cannot connect to the VideoLLaMA2 worker at {url}: is server.py running?"
 
 
 def test_unconfigured_worker_cannot_describe(monkeypatch):

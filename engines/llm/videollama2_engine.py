@@ -99,7 +99,7 @@ class VideoLLaMA2Engine(Engine):
         except httpx.TimeoutException:
             return {"ok": False, "reason": f"The worker at {ep} did not answer /health within {timeout_s:g} s.", "health": None}
         except httpx.HTTPError:
-            return {"ok": False, "reason": f"Cannot connect to the worker at {ep}: is server.py running?", "health": None}
+            return {"ok": False, "reason": f"Cannot connect to the VideoLLaMA2 worker at {ep}: is server.py running?", "health": None}
         except ValueError:
             return {"ok": False, "reason": f"{ep}/health did not answer JSON: is this a GhostProbe worker?", "health": None}
         if r.status_code != 200 or not isinstance(data, dict) or not data.get("ok"):
