@@ -152,7 +152,8 @@ def test_images_mode_streams_and_counts_tokens(server):
     assert req["messages"][3] == {"role": "user", "content": "请给出 JSON"}
     assert req["messages"][0] == {"role": "system", "content": "你是助手"}
     call = e.last_call
-    assert (call.prompt_tokens, call.completion_tokens, call.revision) == (321, 45, "fp_test")
+    assert (call.prompt_tokens, call.completion_tokens, call.model) == (321, 45, "qwen-vl")
+    assert call.extra["system_fingerprint"] == "fp_test" and call.revision is None
     assert call.extra["attempts"] == 1 and call.generate_s > 0
 
 

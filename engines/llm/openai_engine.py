@@ -25,7 +25,9 @@ query or fragment: :func:`engines.redact.endpoint`), ``model`` (the configured o
 the server's ``GET /models`` lists — asked once per engine instance within ``timeout_s``, default 30 s),
 ``video_mode`` and the media encoding in ``settings``. After each call ``last_call.model`` holds what the
 response itself reported (the ``model`` field of the streamed chunks), ``extra["model_requested"]`` what
-was asked for, so the core can check one against the other.
+was asked for, so the core can check one against the other. A server's ``system_fingerprint`` goes to
+``extra["system_fingerprint"]``, not ``revision``: it names a backend configuration, changes without
+notice, and would make every answer a cache miss.
 
 Cost location (``cost_location()``): ``openai:<model>`` for api.openai.com, ``azure-openai:<model>`` for
 ``*.openai.azure.com`` (both token-priced rows of ``reports/data/prices.csv``), ``self-hosted:<host>`` for a
@@ -387,10 +389,12 @@ class OpenAIEngine(Engine):
         extra: dict[str, Any] = {"attempts": attempts, "ttft_s": ttft, "video_mode": self.video_mode,
                                  "pieces": pieces, "frames": clip.num_frames if clip is not None else 0,
                                  "model_requested": model}
+        if fingerprint:  # the backend configuration, not a weights revision: it must not split the cache key
+            extra["system_fingerprint"] = fingerprint
         if len(reported) > 1:
             extra["models_reported"] = reported
         self.last_call = CallRecord(
-            engine=self.name, model=reported[0] if reported else None, revision=fingerprint,
+            engine=self.name, model=reported[0] if reported else None, revision=None,
             latency_s=time.perf_counter() - t0, preprocess_s=preprocess_s, generate_s=generate_s,
             prompt_tokens=getattr(usage, "prompt_tokens", None), completion_tokens=getattr(usage, "completion_tokens", None),
             device=f"remote {host(self.url)}", extra=extra,
