@@ -246,7 +246,8 @@ _COUNTS_SQL = """
 """
 
 _RUN_COLS = ("run_id", "name", "engine", "model", "revision", "prompt_id", "prompt_version", "prompt_hash",
-             "label_set", "status", "location", "instances", "created_at", "finished_at")
+             "label_set", "status", "location", "instances", "created_at", "finished_at", "planned", "missing",
+             "engine_kind", "endpoint", "hidden", "job_id")
 
 
 def _label_set_sizes(store: Store) -> dict[str, int]:
@@ -258,12 +259,28 @@ def _assemble(run: dict[str, Any], agg: dict[str, Any], policy: str, set_sizes: 
                                             "unlabelled")}
     out: dict[str, Any] = {k: run.get(k) for k in _RUN_COLS}
     out.update(metrics_from_counts(c, policy))
+    # coverage: what the run set out to answer and what it answered (scored = a parsed or unparsed answer)
+    miss = run.get("missing")
+    if isinstance(miss, str):
+        import json
+
+        miss = json.loads(miss) if miss.strip().startswith("[") else []
+    not_in_library = len(miss) if isinstance(miss, list) else int(miss or 0)
+    npred = int(agg.get("predictions") or 0)
+    planned = run.get("planned")
+    planned = int(planned) if planned is not None else npred + not_in_library
+    out["planned"] = planned
+    out["scored"] = npred - c["errors"]
+    out["errored"] = c["errors"]
+    out["not_in_library"] = not_in_library
+    out["coverage"] = f"{npred - c['errors']}/{planned}"
     labelled = int(agg.get("predictions") or 0) - c["unlabelled"]
     size = set_sizes.get(run.get("label_set")) if run.get("label_set") else None
     out["predictions"] = int(agg.get("predictions") or 0)
     out["cached"] = int(agg.get("cached") or 0)
     out["label_set_size"] = size
-    out["missing"] = None if size is None else max(0, size - labelled)  # labelled videos not (yet) predicted
+    # planned videos with no prediction (not in the library, or not reached)
+    out["missing"] = max(0, size - labelled) if size is not None else max(0, planned - npred)
     out["latency_s"] = {"p50": agg.get("latency_p50"), "p95": agg.get("latency_p95"),
                         "mean": agg.get("latency_mean"), "n": int(agg.get("latency_n") or 0)}
     out["ci_method"] = CI_METHOD
@@ -380,7 +397,7 @@ def runs_overview(store: Store, run_ids: Sequence[str] | None = None,
         raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
     if run_ids is not None and not run_ids:
         return []
-    where, params = "", []
+    where, params = "WHERE NOT coalesce(r.hidden, false)", []  # hidden runs stay out of tables and charts
     if run_ids is not None:
         cond, params = _in_clause("r.run_id", run_ids)
         where = "WHERE " + cond

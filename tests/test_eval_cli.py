@@ -54,7 +54,7 @@ class BrightnessEngine(Engine):
     def revision(self):
         return "v1"
 
-    def detect(self, clip, messages, options):
+    def ask(self, clip, messages, options):  # a chat model that reads its own answer (counts calls)
         cls = type(self)
         with cls._lock:
             cls.calls += 1
@@ -88,7 +88,7 @@ class RemoteBrightnessEngine(BrightnessEngine):
 
 
 class ChatStyleEngine(Engine):
-    """A video-LLM-shaped engine: streams text; detection is the base class's chat → verdict.parse."""
+    """A video-LLM-shaped engine: streams text; detection is the base class's ask: chat → verdict.parse."""
 
     name = "test-chat-style"
     remote = True
@@ -283,7 +283,10 @@ def test_library_videos_subset_and_location(store, labelled, monkeypatch):
     monkeypatch.setenv("GHOSTPROBE_LOCATION", "azure:Standard_NC24s_v3:eastus")
     rid = run_eval(store, engine_name="test-brightness", label_set="synth", video_ids=["clip_00", "clip_01.avi"])
     assert {p["video_id"] for p in R.predictions(store, rid)} == {"clip_00.avi", "clip_01.avi"}
-    assert {p["sha256"] for p in R.predictions(store, rid)} == {"sha-clip_00", "sha-clip_01"}
+    # the clip's own bytes are hashed: a stale hash recorded at indexing time never keys an answer
+    from engines.video import sha256_file
+
+    assert {p["sha256"] for p in R.predictions(store, rid)} == {sha256_file(labelled[0]), sha256_file(labelled[1])}
     assert R.get_run(store, rid)["location"] == "azure:Standard_NC24s_v3:eastus"
     from reports.costs import run_cost
 
@@ -300,8 +303,25 @@ def test_user_errors_are_one_sentence(store, labelled, tmp_path):
         (dict(engine_name="test-brightness", label_set="synth", video_ids=["zzz"]), "No video in the library matches zzz"),
         (dict(engine_name="test-brightness", label_set="synth", videos_dir=tmp_path / "empty"), "is not a folder"),
         (dict(engine_name="no-such-engine", label_set="synth", videos_dir=labelled[0].parent), "Unknown engine"),
-        (dict(engine_name="test-brightness", label_set="synth"), "No video of label set 'synth' is in the library"),
+        (dict(engine_name="test-brightness", label_set="synth"), "None of the 6 videos of label set 'synth' is in the library"),
         (dict(resume="r-nope-nope"), "No run has the id or name"),
+        # every option is validated before a run exists (a bad value never makes a "done" run of errors)
+        (dict(engine_name="test-brightness", label_set="synth", videos_dir=labelled[0].parent,
+              sampling={"max_side": -1}), "max_side must be at least 16 pixels"),
+        (dict(engine_name="test-brightness", label_set="synth", videos_dir=labelled[0].parent,
+              sampling={"num_frames": 0}), "number of frames must be at least 1"),
+        (dict(engine_name="test-brightness", label_set="synth", videos_dir=labelled[0].parent,
+              sampling={"num_frames": 100000}), "number of frames must be at most"),
+        (dict(engine_name="test-brightness", label_set="synth", videos_dir=labelled[0].parent,
+              sampling={"fps": float("nan"), "num_frames": None}), "sampling rate must be a positive number"),
+        (dict(engine_name="test-brightness", label_set="synth", videos_dir=labelled[0].parent, concurrency=0),
+         "Concurrency must be 1 or more"),
+        (dict(engine_name="test-brightness", label_set="synth", videos_dir=labelled[0].parent, workers=0),
+         "number of workers must be 1 or more"),
+        (dict(engine_name="test-brightness", label_set="synth", videos_dir=labelled[0].parent,
+              options={"max_new_tokens": 0}), "max_new_tokens must be a whole number of at least 1"),
+        (dict(engine_name="baseline", label_set="synth", videos_dir=labelled[0].parent,
+              prompt_ref="ghost_probing"), "is a detector and takes no prompt"),
     ]
     for kwargs, msg in cases:
         with pytest.raises(Exception, match=msg) as e:

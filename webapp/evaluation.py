@@ -1,42 +1,47 @@
-"""The evaluation runner: an engine + a prompt version over a selection of videos, scored later.
+"""The evaluation runner: an engine (+ a prompt version for chat models) over a selection of videos.
 
-What it guarantees:
+It is three steps around the prediction core (webapp/predict.py), which does the per-video work —
+identity, hash, cache, sample, call, log — exactly as ``ghostprobe detect`` and the Chat tab do:
 
-- Each prediction is written in its own transaction the moment its video finishes; a crash or
-  SIGKILL loses at most the videos in flight, and ``resume`` finishes the rest without
-  duplicates (predictions are keyed by (run_id, video_id)).
-- A video that cannot be loaded, or an engine that fails on it, becomes a prediction with status
-  "error" and the sentence — never a crash, never a silent "no".
-- Deterministic settings (temperature 0) use the response cache keyed by everything that changes
-  the answer (video sha256, engine, model, revision, prompt hash, options, sampling). A rerun of an
-  unchanged run makes zero model calls and its summary says so ("cached: 12/12, model calls: 0").
-- Remote engines run ``concurrency`` requests at once; local engines one at a time.
-- ``cancel`` (a threading.Event) or Ctrl-C stops scheduling, waits for the videos in flight, and
-  marks the run "cancelled"; ``resume`` continues it.
-- Where it ran is recorded (``location``: the argument, else $GHOSTPROBE_LOCATION, else
-  "local-cpu" / "local-cuda" as the engine reports its device, or "<engine>:<model>" for remote
-  engines) so reports.costs can price it.
+1. :func:`plan_run` validates every option *before* anything is stored (engine, availability,
+   sampling, generation options, concurrency, workers, label set, prompt), resolves the engine's
+   identity (``describe()``), the videos and the labelled ones missing from the library (they count
+   as planned: the run says so before it starts and ends ``partial``), then creates the run or
+   re-opens it for ``resume`` (refusing a resume whose engine now resolves differently).
+2. :func:`predict_one` answers one video through the :class:`~webapp.predict.Predictor`; a video that
+   cannot be read or an engine that fails becomes an ``error`` answer with one sentence.
+3. :func:`schedule` runs the videos: remote engines ``concurrency`` requests at once on threads, CPU
+   engines that are process-safe (the baseline) on ``workers`` processes (default: the machine's
+   cores), others one at a time. The parent process logs each answer the moment it arrives, so a
+   crash or SIGKILL loses at most the videos in flight and ``resume`` finishes the rest exactly once.
+   ``cancel`` (a threading.Event) or Ctrl-C stops scheduling and waits for the videos in flight.
+
+The summary is counted from the store, not from counters, so it always agrees with what is stored
+("cached: 12/12, model calls: 0"). ``output_dir`` also writes the run folder a cloud job writes
+(reports/run_folder.py), which ``ghostprobe jobs ingest`` turns back into a run.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.base import CallRecord, Engine, GenerationOptions
+from engines.base import DETECTOR, Engine, EngineIdentity, GenerationOptions
 from engines.errors import EngineError, GhostProbeError
-from engines.types import Verdict
 from reports import runs as R
 from reports.store import Store
+from webapp.predict import (SAMPLING_KEYS, Answer, Computed, Predictor, check_sampling, compute_in_worker,
+                            ensure_available, make_options)
 
-SAMPLING_KEYS = ("num_frames", "fps", "max_side")
+log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -57,18 +62,6 @@ class EvalRun(str):
         obj = super().__new__(cls, run_id)
         obj.summary = summary
         return obj
-
-
-@dataclass
-class _Outcome:
-    item: VideoItem
-    video_id: str
-    verdict: Verdict
-    call: CallRecord | None
-    cached: bool
-    model_called: bool
-    wall_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # -- selecting videos --------------------------------------------------------------------------------
@@ -93,8 +86,9 @@ def scan_dir(videos_dir: str | Path) -> list[VideoItem]:
 
 
 def resolve_videos(store: Store, *, video_ids: list[str] | None = None, videos_dir: str | Path | None = None,
-                   label_set: str | None = None) -> list[VideoItem]:
-    """The videos to run: ids from the library (or a scanned folder), else every labelled library video."""
+                   label_set: str | None = None, missing: list[str] | None = None) -> list[VideoItem]:
+    """The videos to run: ids from the library (or a scanned folder), else every labelled library video.
+    Labelled videos that are not in the library are appended to ``missing`` (when given)."""
     if videos_dir is not None:
         items = scan_dir(videos_dir)
         if video_ids:
@@ -133,9 +127,11 @@ def resolve_videos(store: Store, *, video_ids: list[str] | None = None, videos_d
         row = exact.get(v) or by_key.get(R.video_key(v))
         if row is not None:
             items.append(VideoItem(row["video_id"], row["path"], row["sha256"], selection=row["video_id"]))
+        elif missing is not None:
+            missing.append(v)
     if not items:
-        raise R.RunError(f"No video of label set '{label_set}' is in the library; index it with "
-                         "`ghostprobe library list` or pass --videos DIR.")
+        raise R.RunError(f"None of the {len(labelled)} videos of label set '{label_set}' is in the library; "
+                         "add them to the library (`ghostprobe library list` indexes it) or pass --videos DIR.")
     return items
 
 
@@ -161,55 +157,103 @@ def _items_from_selection(store: Store, selection: list[str]) -> list[VideoItem]
     return items
 
 
-# -- options ----------------------------------------------------------------------------------------
-def make_options(options: GenerationOptions | dict[str, Any] | None) -> GenerationOptions:
-    if options is None:
-        return GenerationOptions()
-    if isinstance(options, GenerationOptions):
-        return options
-    known = {f.name for f in fields(GenerationOptions)}
-    bad = sorted(set(options) - known)
-    if bad:
-        raise R.RunError(f"Unknown generation option {', '.join(bad)}; known: {', '.join(sorted(known))}.")
+# -- plan -------------------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    run_id: str
+    engine: Engine
+    predictor: Predictor
+    items: list[VideoItem]
+    todo: list[VideoItem]
+    id_map: dict[str, str]
+    label_set: str | None
+    planned: int
+    missing: list[str]
+    workers: int
+    mode: str  # serial | threads | processes
+    template: Any = None
+    resumed: bool = False
+    writer: Any = None  # reports.run_folder.RunFolderWriter when output_dir is given
+    location_defaulted: bool = False
+    first_response_id: int = 0
+
+    def pred_id(self, it: VideoItem) -> str:
+        return self.id_map.get(R.video_key(it.video_id), it.video_id)
+
+
+def _whole(value: Any, what: str, low: int = 1) -> int:
     try:
-        return GenerationOptions(**options)
-    except TypeError as e:
-        raise R.RunError(f"Bad generation options: {e}.") from None
+        n = int(value)
+    except (TypeError, ValueError):
+        raise R.RunError(f"{what} must be a whole number, not {value!r}.") from None
+    if n != value and not isinstance(value, str) and float(value) != n:
+        raise R.RunError(f"{what} must be a whole number, not {value!r}.")
+    if n < low:
+        raise R.RunError(f"{what} must be {low} or more, not {n}.")
+    return n
 
 
-def default_location(engine: Engine, model: str | None) -> tuple[str, bool]:
-    """(location, defaulted): $GHOSTPROBE_LOCATION wins; remote engines name themselves."""
+def _template_for(store: Store, prompt_ref: str | None, prompt_hash: str | None) -> Any:
+    """The prompt a run uses: by ref, or for a resume by the hash it recorded — from the prompt files,
+    else from the text stored in the database (so a deleted YAML file does not stop a resume)."""
+    import yaml
+
+    from prompts import PromptLibrary, PromptTemplate
+    from reports.responses import prompt_text
+
+    lib = PromptLibrary.load(strict=False)
+    if prompt_hash:
+        try:
+            return lib.get(prompt_hash)
+        except GhostProbeError:
+            row = prompt_text(store, prompt_hash)
+            if row is None:
+                raise R.RunError(f"The run's prompt {prompt_hash[:12]} is neither in the prompt files nor in the "
+                                 "database; it cannot be resumed.") from None
+            body = "\n".join(line for line in row["body"].splitlines() if not line.startswith("# "))
+            return PromptTemplate.from_dict(yaml.safe_load(body))
+    return lib.get(prompt_ref) if prompt_ref else lib.detect_default()
+
+
+def _identity_conflict(recorded: dict[str, Any] | None, now: EngineIdentity) -> str | None:
+    if not recorded:
+        return None
+    cur = now.to_dict()
+    for k in ("engine", "model", "revision", "endpoint", "video_mode", "dtype", "attention", "prompt_hash"):
+        a, b = recorded.get(k), cur.get(k)
+        if a is not None and b is not None and a != b:
+            return f"{k} was '{a}' and is now '{b}'"
+    return None
+
+
+def _location(engine: Engine, location: str | None, recorded: str | None = None) -> tuple[str | None, bool, int]:
+    loc = engine.cost_location()
+    if recorded is not None:
+        return recorded, False, loc.instances
+    if location:
+        return location, False, loc.instances
     env = os.environ.get("GHOSTPROBE_LOCATION", "").strip()
     if env:
-        return env, False
-    if engine.remote:
-        return (f"{engine.name}:{model}" if model else engine.name), False
-    return "local-cpu", True
+        return env, False, loc.instances
+    return loc.location, loc.defaulted, loc.instances
 
 
-def _one_sentence(e: BaseException, what: str) -> str:
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    if isinstance(e, GhostProbeError):
-        return msg
-    return f"{what} ({type(e).__name__}: {msg})."
-
-
-# -- the runner ----------------------------------------------------------------------------------------
-def run_eval(store: Store, *, engine_name: str | None = None, model: str | None = None,
+def plan_run(store: Store, *, engine_name: str | None = None, model: str | None = None,
              label_set: str | None = None, video_ids: list[str] | None = None,
              videos_dir: str | Path | None = None, prompt_ref: str | None = None,
              options: GenerationOptions | dict[str, Any] | None = None, sampling: dict[str, Any] | None = None,
-             concurrency: int = 1, resume: str | None = None, location: str | None = None, instances: int = 1,
-             name: str | None = None, progress: Progress | None = None, cancel: threading.Event | None = None,
-             engine: Engine | None = None, retry_errors: bool = False, use_cache: bool = True) -> EvalRun:
-    """Run (or resume) an evaluation and return its run id (an :class:`EvalRun` with ``.summary``)."""
-    from prompts import PromptLibrary
-
-    cancel = cancel or threading.Event()
-    started = time.perf_counter()
-    if concurrency is None or int(concurrency) < 1:
-        raise R.RunError("Concurrency must be 1 or more.")
-
+             concurrency: int = 1, workers: int | None = None, resume: str | None = None,
+             location: str | None = None, instances: int | None = None, name: str | None = None,
+             engine: Engine | None = None, retry_errors: bool = False, use_cache: bool = True,
+             output_dir: str | Path | None = None) -> Plan:
+    """Validate, resolve and create (or re-open) a run. Nothing is stored when anything is wrong."""
+    concurrency = _whole(concurrency if concurrency is not None else 1, "Concurrency")
+    if workers is not None:
+        workers = _whole(workers, "The number of workers")
+    if instances is not None:
+        instances = _whole(instances, "The number of instances")
+    run: dict[str, Any] | None = None
+    missing: list[str] = []
     if resume:
         run = R.get_run(store, resume)
         if run["status"] == "imported":
@@ -218,82 +262,160 @@ def run_eval(store: Store, *, engine_name: str | None = None, model: str | None 
                                       (label_set, run["label_set"], "label set")):
             if given is not None and given != recorded:
                 raise R.RunError(f"Run {run['run_id']} used {what} '{recorded}', not '{given}'; resume it as it was.")
-        run_id = run["run_id"]
-        engine_name, model, label_set = run["engine"], run["model"], run["label_set"]
-        opts = make_options({k: v for k, v in (run.get("options") or {}).items()
-                             if k in {f.name for f in fields(GenerationOptions)}})
-        run_sampling = {k: v for k, v in (run.get("sampling") or {}).items() if k in SAMPLING_KEYS}
+        engine_name, label_set = run["engine"], run["label_set"]
+        model = model if model is not None else run["model"]
+        opts = make_options({k: v for k, v in (run.get("options") or {}).items() if k in GenerationOptions.__dataclass_fields__})
+        run_sampling = {k: v for k, v in (run.get("sampling") or {}).items()}
         items = _items_from_selection(store, list(run.get("selection") or []))
-        location, loc_default = run.get("location"), False
-        instances = int(run.get("instances") or 1)
-        prompt_hash = run.get("prompt_hash")
+        missing = list(run.get("missing_ids") or [])
     else:
         if not engine_name and engine is None:
             raise R.RunError("Choose an engine, e.g. --engine baseline.")
         if label_set:
             R.require_label_set(store, label_set)
         opts = make_options(options)
-        items = resolve_videos(store, video_ids=video_ids, videos_dir=videos_dir, label_set=label_set)
         run_sampling = None
-        prompt_hash = None
+        items = resolve_videos(store, video_ids=video_ids, videos_dir=videos_dir, label_set=label_set,
+                               missing=missing if not video_ids and videos_dir is None else None)
 
     if engine is None:
         from engines.registry import get_engine
 
-        engine = get_engine(engine_name, model=model)
+        engine = get_engine(engine_name, model=model or None)
     engine_name = engine_name or engine.name
-    try:
-        ok, why = engine.availability()
-    except GhostProbeError as e:
-        ok, why = False, str(e)
-    if not ok:
-        raise EngineError(why if why.endswith(".") else why + ".")
-    model = model if model is not None else engine.model_id()
-    try:
-        revision = engine.revision()
-    except Exception:  # a revision we cannot read stays unknown
-        revision = None
-
-    lib = PromptLibrary.load(strict=False)
-    if resume:
-        template = lib.get(prompt_hash) if prompt_hash else lib.get(prompt_ref or "") if prompt_ref else lib.detect_default()
-    else:
-        template = lib.get(prompt_ref) if prompt_ref else lib.detect_default()
+    ensure_available(engine)
     if run_sampling is None:
-        run_sampling = {k: v for k, v in {**dict(engine.default_sampling or {}), **(sampling or {})}.items()
-                        if k in SAMPLING_KEYS}
-        bad = sorted(set(sampling or {}) - set(SAMPLING_KEYS))
+        bad = sorted(set(sampling or {}) - set(engine.default_sampling or {}) - set(SAMPLING_KEYS))
         if bad:
             raise R.RunError(f"Unknown sampling setting {', '.join(bad)}; use {', '.join(SAMPLING_KEYS)}.")
+        run_sampling = {**dict(engine.default_sampling or {}), **(sampling or {})}
+    run_sampling = check_sampling(run_sampling)
 
-    if not resume:
-        if location:
-            loc_default = False
-        else:
-            location, loc_default = default_location(engine, model)
-        run_id = R.create_run(
-            store, engine=engine_name, model=model, revision=revision, prompt=template,
-            options=opts.to_dict(), sampling=run_sampling, label_set=label_set,
-            selection=[it.selection for it in items], location=location, instances=instances, name=name)
+    template = None
+    if engine.takes_prompt:
+        template = _template_for(store, prompt_ref, run.get("prompt_hash") if run else None)
+        if template.kind != "detect":
+            raise R.RunError(f"Prompt {template.ref} is a {template.kind} prompt; pick a detect prompt.")
+    elif prompt_ref and not resume:
+        raise R.RunError(f"Engine {engine.name} is a detector and takes no prompt; leave the prompt out.")
+
+    predictor = Predictor(store, engine, sampling=run_sampling, options=opts, template=template,
+                          use_cache=use_cache)  # describe(): may ask a server which model it serves
+    identity = predictor.identity
+
+    # remote engines: N requests at once on threads; process-safe CPU engines: one process per core
+    if engine.remote:
+        workers, mode = workers or concurrency, "threads"
+    elif engine.process_safe:
+        workers, mode = workers or (os.cpu_count() or 1), "processes"
     else:
+        workers, mode = 1, "serial"
+    workers = min(workers, max(1, len(items)))
+    if workers == 1:
+        mode = "serial"
+
+    writer_manifest = None
+    if resume:
+        assert run is not None
+        conflict = _identity_conflict(run.get("identity"), identity)
+        if conflict:
+            raise R.RunError(f"Run {run['run_id']} cannot be resumed as it was: the engine's {conflict}; "
+                             "start a new run.")
+        run_id = run["run_id"]
+        loc_default = False
         R.set_run_status(store, run_id, "running")
+        planned = int(run.get("planned") or len(items) + len(missing))
+    else:
+        loc, loc_default, inst = _location(engine, location)
+        planned = len(items) + len(missing)
+        run_id = R.create_run(
+            store, engine=engine_name, model=identity.model, revision=identity.revision,
+            prompt=template if template is not None else None, options=opts.to_dict() if engine.takes_prompt else {},
+            sampling=run_sampling, label_set=label_set, selection=[it.selection for it in items], location=loc,
+            instances=instances or inst, name=name, engine_kind=identity.kind, identity=identity,
+            endpoint=identity.endpoint, planned=planned, missing=missing,
+            output_dir=str(Path(output_dir).resolve()) if output_dir else None)
+    writer = None
+    if output_dir:
+        from reports.run_folder import RunFolderWriter
+
+        fresh = R.get_run(store, run_id)
+        writer_manifest = {
+            "run_id": run_id, "identity": identity.to_dict(),
+            "prompt": ({"ref": template.ref, "hash": template.hash, "text": template.to_yaml()}
+                       if template is not None else None),
+            "label_set": label_set, "selection": [it.selection for it in items], "sampling": run_sampling,
+            "options": opts.to_dict(), "planned": planned, "location": fresh.get("location"),
+            "instances": fresh.get("instances") or 1}
+        try:
+            writer = RunFolderWriter(output_dir, writer_manifest)
+        except Exception:
+            if not resume:  # nothing was answered yet: the run is not kept
+                _drop_new_run(store, run_id)
+            raise
 
     id_map = R.label_id_map(store, label_set)
-
-    def pred_id(it: VideoItem) -> str:
-        return id_map.get(R.video_key(it.video_id), it.video_id)
-
     done = R.done_video_ids(store, run_id, include_errors=not retry_errors)
-    todo = [it for it in items if pred_id(it) not in done]
-    skipped = len(items) - len(todo)
-    total = len(items)
-    deterministic = opts.deterministic and use_cache
-    opts_dict = opts.to_dict()
-    workers = int(concurrency) if engine.remote else 1
-    # engines whose detect is "chat, then parse the text" get cached text re-parsed on a hit
-    reparse = type(engine).detect is Engine.detect
-    state = {"location_checked": not loc_default}
-    state_lock = threading.Lock()
+    plan = Plan(run_id=run_id, engine=engine, predictor=predictor, items=items, todo=[], id_map=id_map,
+                label_set=label_set, planned=planned, missing=missing, workers=workers, mode=mode,
+                template=template, resumed=bool(resume), writer=writer, location_defaulted=loc_default)
+    plan.todo = [it for it in items if plan.pred_id(it) not in done]
+    plan.first_response_id = int(store.scalar("SELECT coalesce(max(id), 0) FROM responses") or 0)
+    return plan
+
+
+def _drop_new_run(store: Store, run_id: str) -> None:
+    with store.write() as cur:
+        cur.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+
+
+# -- one video -------------------------------------------------------------------------------------------
+def _missing_file(plan: Plan, it: VideoItem) -> Computed | None:
+    from engines.base import CallRecord
+    from engines.types import Verdict
+
+    if it.path:
+        return None
+    msg = f"Video {it.video_id} is no longer in the library."
+    return Computed(plan.pred_id(it), Verdict.error(msg), CallRecord(engine=plan.engine.name), error=msg,
+                    failed="video")
+
+
+def predict_one(plan: Plan, it: VideoItem) -> Answer:
+    """Answer one video of the plan through the prediction core (logged; errors become error answers)."""
+    started = time.perf_counter()
+    gone = _missing_file(plan, it)
+    if gone is not None:
+        return plan.predictor.record(gone, kind="eval", started=started, run_id=plan.run_id)
+    return plan.predictor.predict(it.path, plan.pred_id(it), kind="eval", run_id=plan.run_id)
+
+
+def _after(plan: Plan, ans: Answer, state: dict[str, Any]) -> None:
+    """What follows each logged answer: the run folder, the location a local engine really ran on."""
+    if plan.writer is not None:
+        from reports.run_folder import make_record
+
+        plan.writer.add(make_record(ans.video_id, ans.sha256, ans.verdict, ans.call, error=ans.error,
+                                    cached=ans.cached, extra={"response_id": ans.response_id}))
+    if not state.get("identity_checked") and ans.verdict.status != "error" and not ans.cached:
+        state["identity_checked"] = True
+        changes: dict[str, Any] = {}
+        if ans.identity.digest() != plan.predictor.identity.digest():
+            changes.update(identity=ans.identity, model=ans.identity.model, revision=ans.identity.revision)
+        if plan.location_defaulted and (ans.call.device or "").startswith("cuda"):
+            changes["location"] = "local-cuda"
+        if changes:
+            R.update_run(plan.predictor.store, plan.run_id, **changes)
+
+
+# -- scheduling -----------------------------------------------------------------------------------------
+def schedule(plan: Plan, *, progress: Progress | None = None, cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Run the plan's videos; returns the summary (counted from the store)."""
+    store = plan.predictor.store
+    cancel = cancel or threading.Event()
+    started = time.perf_counter()
+    total = len(plan.items)
+    skipped = total - len(plan.todo)
 
     def emit(ev: dict[str, Any]) -> None:
         if progress is not None:
@@ -302,139 +424,183 @@ def run_eval(store: Store, *, engine_name: str | None = None, model: str | None 
             except Exception:  # a broken progress display must not stop the run
                 pass
 
-    def work(it: VideoItem) -> _Outcome:
-        t0 = time.perf_counter()
-        vid = pred_id(it)
-        sha = it.sha256
-        key = None
-        try:
-            if not it.path:
-                raise GhostProbeError(f"Video {it.video_id} is no longer in the library.")
-            if deterministic:
-                if sha is None:
-                    from engines.video import sha256_file
-
-                    sha = sha256_file(it.path)
-                key = R.cache_key(sha256=sha, engine=engine_name, model=model, revision=revision,
-                                  prompt_hash=template.hash, options=opts_dict, sampling=run_sampling)
-                hit = R.cache_get(store, key)
-                if hit is not None:
-                    vd = {k: v for k, v in hit["verdict"].items() if k in {f.name for f in fields(Verdict)}}
-                    verdict = Verdict(**vd)
-                    if reparse and hit.get("answer"):
-                        # the model's text is what was cached; read it with today's parser
-                        from engines.verdict import parse
-
-                        verdict = parse(hit["answer"])
-                    call = CallRecord(engine=engine_name, model=model, revision=revision, latency_s=hit["latency_s"],
-                                      prompt_tokens=hit["prompt_tokens"], completion_tokens=hit["completion_tokens"])
-                    R.add_prediction(store, run_id, vid, sha, verdict, call, cached=True)
-                    return _Outcome(it, vid, verdict, call, True, False, time.perf_counter() - t0)
-            from engines.video import load_clip
-
-            clip = load_clip(it.path, num_frames=run_sampling.get("num_frames"), fps=run_sampling.get("fps"),
-                             max_side=run_sampling.get("max_side"))
-            sha = sha or clip.sha256
-        except Exception as e:  # the video could not be read: an error prediction, no model call
-            verdict = Verdict.error(_one_sentence(e, f"Could not read {it.video_id}"))
-            call = CallRecord(engine=engine_name, model=model, revision=revision, latency_s=0.0,
-                              prompt_tokens=0, completion_tokens=0, extra={"model_called": False})
-            R.add_prediction(store, run_id, vid, sha, verdict, call, cached=False)
-            return _Outcome(it, vid, verdict, call, False, False, time.perf_counter() - t0)
-        decode_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        try:
-            from prompts import clip_variables
-
-            messages = template.render(clip_variables(clip))
-            res = engine.detect(clip, messages, opts)
-            verdict, call = res.verdict, res.call
-            if call is None:
-                call = CallRecord(engine=engine_name, model=model)
-            if call.latency_s is None:
-                call.latency_s = time.perf_counter() - t1
-        except Exception as e:  # the engine failed on this video: measured time, an error prediction
-            verdict = Verdict.error(_one_sentence(e, f"{engine_name} failed on {it.video_id}"))
-            call = CallRecord(engine=engine_name, model=model, revision=revision,
-                              latency_s=time.perf_counter() - t1)
-        call.decode_s = decode_s
-        if not isinstance(verdict, Verdict):
-            verdict = Verdict.error(f"{engine_name} returned no verdict for {it.video_id}.")
-        R.add_prediction(store, run_id, vid, sha, verdict, call, cached=False)
-        if key is not None and verdict.status != "error":
-            R.cache_put(store, key, engine=engine_name, model=model, verdict=verdict, call=call)
-        with state_lock:
-            if not state["location_checked"] and verdict.status != "error":
-                state["location_checked"] = True
-                if (call.device or "").startswith("cuda"):
-                    R.update_run(store, run_id, location="local-cuda")
-        return _Outcome(it, vid, verdict, call, False, True, time.perf_counter() - t0)
-
-    counts = {"ok": 0, "unparsed": 0, "error": 0, "cached": 0, "model_calls": 0}
-    emit({"event": "start", "run_id": run_id, "total": total, "skipped": skipped, "todo": len(todo),
-          "engine": engine_name, "model": model, "prompt": template.ref, "label_set": label_set,
-          "workers": workers})
-    pending = deque(todo)
-    inflight: dict[Future, VideoItem] = {}
+    ident = plan.predictor.identity
+    emit({"event": "start", "run_id": plan.run_id, "total": total, "skipped": skipped, "todo": len(plan.todo),
+          "engine": plan.engine.name, "model": ident.model, "prompt": plan.template.ref if plan.template else None,
+          "label_set": plan.label_set, "workers": plan.workers, "mode": plan.mode, "planned": plan.planned,
+          "missing": len(plan.missing), "missing_ids": plan.missing[:20], "identity": ident.to_dict()})
+    state: dict[str, Any] = {}
     index = skipped
     interrupted = False
     failure: BaseException | None = None
 
+    def finished(ans: Answer) -> None:
+        nonlocal index
+        _after(plan, ans, state)
+        index += 1
+        emit({"event": "video", "run_id": plan.run_id, "index": index, "total": total, "video_id": ans.video_id,
+              "status": ans.verdict.status, "ghost_probing": ans.verdict.ghost_probing, "cached": ans.cached,
+              "latency_s": ans.call.latency_s if ans.call else None, "wall_s": ans.wall_s,
+              "error": ans.verdict.reason if ans.verdict.status == "error" else None})
+
+    pending = deque(plan.todo)
+    try:
+        if plan.mode == "serial":
+            try:
+                while pending and not cancel.is_set():
+                    finished(predict_one(plan, pending.popleft()))
+            except KeyboardInterrupt:
+                interrupted = True
+                cancel.set()
+        else:
+            interrupted, failure = _run_pool(plan, pending, cancel, finished, emit)
+    except BaseException as e:  # writing to the store failed: stop, keep what was written
+        failure = e
+    left = len(pending)
+    if failure is not None:
+        R.finish_run(store, plan.run_id, "failed")
+        if plan.writer is not None:
+            plan.writer.close("failed", {})
+        raise failure
+    status = "cancelled" if (left or interrupted) and cancel.is_set() else "done"
+    status = R.finish_run(store, plan.run_id, status)
+    summary = _summary(plan, status, skipped, left, started)
+    if plan.writer is not None:
+        plan.writer.close(status, {k: v for k, v in summary.items() if k != "text"})
+    emit({"event": "done", **summary})
+    return summary
+
+
+def _run_pool(plan: Plan, pending: deque, cancel: threading.Event, finished: Callable[[Answer], None],
+              emit: Progress) -> tuple[bool, BaseException | None]:
+    """Threads (remote engines) or processes (CPU engines): the parent logs every answer."""
+    interrupted, failure = False, None
+    inflight: dict[Future, tuple[VideoItem, float]] = {}
+    if plan.mode == "threads":
+        pool: Any = ThreadPoolExecutor(max_workers=plan.workers, thread_name_prefix="eval")
+
+        def submit(it: VideoItem) -> Future:
+            return pool.submit(predict_one, plan, it)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=plan.workers, mp_context=mp.get_context("spawn"))
+        eng = plan.engine
+        spec = (eng.name, eng.model, dict(eng.config or {}))
+
+        def submit(it: VideoItem) -> Future:
+            pr = plan.predictor
+            sha = pr.current_sha256(it.path) if it.path else None
+            hit = pr.lookup(sha)
+            f: Future = Future()
+            if hit is not None or not it.path:
+                f.set_result(("hit", hit, sha))
+                return f
+            return pool.submit(compute_in_worker, spec, it.path, plan.pred_id(it), pr.sampling,
+                               pr.options.to_dict(), sha)
+
     def collect(fs) -> None:
-        nonlocal index, failure
+        nonlocal failure
         for f in fs:
-            it = inflight.pop(f)
+            it, t0 = inflight.pop(f)
             try:
                 out = f.result()
-            except BaseException as e:  # writing to the store failed: stop, keep what was written
+                if plan.mode == "threads":
+                    ans = out
+                elif isinstance(out, tuple) and out[0] == "hit":
+                    _, hit, sha = out
+                    if hit is not None:
+                        ans = plan.predictor.record_hit(hit, plan.pred_id(it), sha, kind="eval", started=t0,
+                                                        run_id=plan.run_id)
+                    else:
+                        ans = predict_one(plan, it)
+                else:
+                    ans = plan.predictor.record(out, kind="eval", started=t0, run_id=plan.run_id)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                from concurrent.futures.process import BrokenProcessPool
+
+                if isinstance(e, BrokenProcessPool) or not isinstance(e, GhostProbeError):
+                    if isinstance(e, BrokenProcessPool):
+                        failure = failure or EngineError("A worker process died; the videos in flight were not "
+                                                         "answered (resume the run to finish them).")
+                    else:
+                        failure = failure or e
+                    cancel.set()
+                    continue
                 failure = failure or e
                 cancel.set()
                 continue
-            index += 1
-            st = out.verdict.status if out.verdict.status in counts else "unparsed"
-            counts[st] += 1
-            counts["cached"] += int(out.cached)
-            counts["model_calls"] += int(out.model_called)
-            emit({"event": "video", "run_id": run_id, "index": index, "total": total, "video_id": out.video_id,
-                  "status": out.verdict.status, "ghost_probing": out.verdict.ghost_probing, "cached": out.cached,
-                  "latency_s": out.call.latency_s if out.call else None, "wall_s": out.wall_s,
-                  "error": out.verdict.reason if out.verdict.status == "error" else None})
+            finished(ans)
 
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eval")
     try:
         try:
             while pending or inflight:
-                while pending and len(inflight) < workers and not cancel.is_set():
+                while pending and len(inflight) < plan.workers and not cancel.is_set():
                     it = pending.popleft()
-                    inflight[pool.submit(work, it)] = it
+                    inflight[submit(it)] = (it, time.perf_counter())
                 if not inflight:
                     break
-                finished, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
-                collect(finished)
+                done, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
+                collect(done)
         except KeyboardInterrupt:
             interrupted = True
             cancel.set()
-            emit({"event": "cancelling", "run_id": run_id, "in_flight": len(inflight)})
-            finished, _ = wait(list(inflight))
-            collect(finished)
+            emit({"event": "cancelling", "run_id": plan.run_id, "in_flight": len(inflight)})
+            try:
+                done, _ = wait(list(inflight), timeout=600)
+                collect(done)
+            except KeyboardInterrupt:
+                pass
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
+    return interrupted, failure
 
-    left = len(pending)
-    if failure is not None:
-        R.finish_run(store, run_id, "failed")
-        raise failure
-    status = "cancelled" if (left or interrupted) and cancel.is_set() else "done"
-    R.finish_run(store, run_id, status)
-    processed = index - skipped
+
+def _summary(plan: Plan, status: str, skipped: int, left: int, started: float) -> dict[str, Any]:
+    """Counted from the store: what this invocation logged for the run."""
+    store = plan.predictor.store
+    row = store.query(
+        """SELECT count(*) AS processed, count(*) FILTER (WHERE cached) AS cached,
+                  count(*) FILTER (WHERE status = 'ok') AS ok, count(*) FILTER (WHERE status = 'unparsed') AS unparsed,
+                  count(*) FILTER (WHERE status = 'error') AS errors,
+                  count(*) FILTER (WHERE NOT cached AND (status <> 'error' OR model_s IS NOT NULL)) AS model_calls
+           FROM responses WHERE run_id = ? AND id > ?""", [plan.run_id, plan.first_response_id])[0]
+    cov = R.coverage(store, plan.run_id)
+    deterministic = plan.predictor.cacheable
     summary = {
-        "run_id": run_id, "status": status, "videos": total, "skipped_done": skipped, "processed": processed,
-        "not_started": left, "ok": counts["ok"], "unparsed": counts["unparsed"], "errors": counts["error"],
-        "cached": counts["cached"], "model_calls": counts["model_calls"], "deterministic": deterministic,
-        "workers": workers, "wall_s": time.perf_counter() - started,
-        "text": f"cached: {counts['cached']}/{processed}, model calls: {counts['model_calls']}",
+        "run_id": plan.run_id, "status": status, "videos": len(plan.items), "skipped_done": skipped,
+        "processed": int(row["processed"]), "not_started": left, "ok": int(row["ok"]),
+        "unparsed": int(row["unparsed"]), "errors": int(row["errors"]), "cached": int(row["cached"]),
+        "model_calls": int(row["model_calls"]), "deterministic": deterministic, "workers": plan.workers,
+        "mode": plan.mode, "wall_s": time.perf_counter() - started, "planned": cov["planned"],
+        "scored": cov["scored"], "errored": cov["errored"], "missing": cov["missing"],
+        "not_predicted": cov["not_predicted"], "identity": plan.predictor.identity.to_dict(),
+        "text": f"cached: {int(row['cached'])}/{int(row['processed'])}, model calls: {int(row['model_calls'])}",
     }
     if not deterministic:
         summary["text"] += " (cache off: options are not deterministic)"
-    emit({"event": "done", **summary})
-    return EvalRun(run_id, summary)
+    if cov["missing"] or cov["not_predicted"]:
+        summary["text"] += f"; scored {cov['scored']}/{cov['planned']}"
+        if cov["missing"]:
+            summary["text"] += f" ({cov['missing']} not in the library)"
+    return summary
+
+
+# -- the runner ----------------------------------------------------------------------------------------
+def run_eval(store: Store, *, engine_name: str | None = None, model: str | None = None,
+             label_set: str | None = None, video_ids: list[str] | None = None,
+             videos_dir: str | Path | None = None, prompt_ref: str | None = None,
+             options: GenerationOptions | dict[str, Any] | None = None, sampling: dict[str, Any] | None = None,
+             concurrency: int = 1, resume: str | None = None, location: str | None = None,
+             instances: int | None = None, name: str | None = None, progress: Progress | None = None,
+             cancel: threading.Event | None = None, engine: Engine | None = None, retry_errors: bool = False,
+             use_cache: bool = True, workers: int | None = None, output_dir: str | Path | None = None) -> EvalRun:
+    """Run (or resume) an evaluation and return its run id (an :class:`EvalRun` with ``.summary``)."""
+    plan = plan_run(store, engine_name=engine_name, model=model, label_set=label_set, video_ids=video_ids,
+                    videos_dir=videos_dir, prompt_ref=prompt_ref, options=options, sampling=sampling,
+                    concurrency=concurrency, workers=workers, resume=resume, location=location, instances=instances,
+                    name=name, engine=engine, retry_errors=retry_errors, use_cache=use_cache, output_dir=output_dir)
+    return EvalRun(plan.run_id, schedule(plan, progress=progress, cancel=cancel))

@@ -19,10 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", help="prompt ref: id, id@version or hash prefix (default: the detect default)")
     p.add_argument("--model", help="model id or path for the engine")
     p.add_argument("--concurrency", type=int, default=1, help="requests at once for remote engines (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes for CPU engines such as the baseline (default: the machine's cores)")
+    p.add_argument("--output", metavar="DIR", help="also write the run folder a cloud job writes (manifest + JSONL)")
     p.add_argument("--resume", metavar="RUN", help="finish an interrupted run (id or name)")
     p.add_argument("--retry-errors", action="store_true", help="with --resume: run errored videos again")
     p.add_argument("--location", help="where it runs, a price-catalogue key (default $GHOSTPROBE_LOCATION or local)")
-    p.add_argument("--instances", type=int, default=1, help="billed instances (default 1)")
+    p.add_argument("--instances", type=int, default=None, help="billed instances (default: what the engine says, 1)")
     p.add_argument("--name", help="a unique name for the run")
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature (0 = deterministic, cached)")
     p.add_argument("--max-new-tokens", type=int, default=None)
@@ -153,10 +156,16 @@ class _ProgressPrinter:
     def __call__(self, ev: dict[str, Any]) -> None:
         kind = ev.get("event")
         if kind == "start":
+            if ev.get("missing"):
+                ids = ", ".join(ev.get("missing_ids") or [])
+                print(f"note: {ev['missing']} of the {ev['planned']} labelled videos are not in the library and "
+                      f"will get no prediction ({ids}{'…' if ev['missing'] > len(ev.get('missing_ids') or []) else ''}); "
+                      "the run will be partial.", file=sys.stderr, flush=True)
             msg = (f"run {ev['run_id']}: {ev['todo']} videos to do"
                    + (f" ({ev['skipped']} already done)" if ev["skipped"] else "")
                    + f", engine {ev['engine']}" + (f" {ev['model']}" if ev.get("model") else "")
-                   + f", prompt {ev['prompt']}, label set {ev['label_set']}, {ev['workers']} at a time")
+                   + (f", prompt {ev['prompt']}" if ev.get("prompt") else ", no prompt (detector)")
+                   + f", label set {ev['label_set']}, {ev['workers']} at a time ({ev.get('mode', 'serial')})")
         elif kind == "video":
             lat = ev.get("latency_s")
             t = f" {lat:.1f}s" if lat is not None and not ev["cached"] else ""
@@ -196,7 +205,8 @@ def cmd_eval(args, ctx) -> int:
                    video_ids=subset, videos_dir=args.videos_dir, prompt_ref=args.prompt, options=options,
                    sampling=sampling or None, concurrency=args.concurrency, resume=args.resume,
                    location=args.location, instances=args.instances, name=args.name,
-                   progress=_ProgressPrinter(), retry_errors=args.retry_errors, use_cache=not args.no_cache)
+                   progress=_ProgressPrinter(), retry_errors=args.retry_errors, use_cache=not args.no_cache,
+                   workers=args.workers, output_dir=args.output)
     summary = rid.summary
     m = metrics.run_metrics(ctx.store, str(rid))
     c = costs.run_cost(ctx.store, str(rid))
@@ -210,6 +220,9 @@ def cmd_eval(args, ctx) -> int:
         for line in _metrics_lines(m):
             print("  " + line)
         print("  " + _cost_line(c))
+        if summary["status"] in ("cancelled", "partial"):
+            print(f"  scored {summary['scored']}/{summary['planned']} planned videos"
+                  + (f"; {summary['missing']} not in the library" if summary.get("missing") else ""))
         if summary["status"] == "cancelled":
             print(f"  resume with: ghostprobe eval --resume {rid}")
     return 130 if summary["status"] == "cancelled" else 0
@@ -228,7 +241,7 @@ def cmd_runs_list(args, ctx) -> int:
     cs = costs.runs_costs(ctx.store, [r["run_id"] for r in overview]) if overview else {}
     if args.json:
         keys = ("run_id", "name", "engine", "model", "prompt_id", "prompt_version", "label_set", "status", "location",
-                "created_at", "predictions", "n", "tp", "fp", "tn", "fn", "unparsed", "errors", "accuracy",
+                "created_at", "predictions", "planned", "scored", "errored", "missing", "coverage", "n", "tp", "fp", "tn", "fn", "unparsed", "errors", "accuracy",
                 "accuracy_ci", "balanced_accuracy", "balanced_accuracy_ci", "f1", "f1_ci", "policy")
         print_json([{**{k: r.get(k) for k in keys}, "usd": cs.get(r["run_id"], {}).get("usd"),
                      "usd_per_video": cs.get(r["run_id"], {}).get("usd_per_video")} for r in overview])
@@ -241,7 +254,7 @@ def cmd_runs_list(args, ctx) -> int:
         c = cs.get(r["run_id"], {})
         cost = "cost unknown" if c.get("usd") is None else f"${c['usd']:.4f}"
         print(f"{r['run_id']}  {r.get('name') or '':<16} {r['engine']:<12} {prompt:<20} {r.get('label_set') or '-':<12} "
-              f"{r['status']:<9} n={r['n']:<5} acc {_ci(r['accuracy'], r['accuracy_ci'])}  "
+              f"{r['status']:<9} scored {r['coverage']:<7} n={r['n']:<5} acc {_ci(r['accuracy'], r['accuracy_ci'])}  "
               f"unparsed {r['unparsed']} errors {r['errors']}  {cost}")
     return 0
 
@@ -261,7 +274,8 @@ def cmd_runs_show(args, ctx) -> int:
     print(f"run {m['run_id']}" + (f" ({m['name']})" if m.get("name") else "") + f": {m['engine']}"
           + (f" {m['model']}" if m.get("model") else "")
           + (f", prompt {m['prompt_id']}@{m['prompt_version']}" if m.get("prompt_id") else "")
-          + f", {m['status']}, location {m.get('location')}")
+          + f", {m['status']}, location {m.get('location')}, scored {m['coverage']} planned videos"
+          + (f" ({m['not_in_library']} not in the library)" if m.get("not_in_library") else ""))
     for line in _metrics_lines(m):
         print("  " + line)
     print("  " + _cost_line(c))
