@@ -22,7 +22,7 @@ class VideoMeta:
     sha256: str
     size_bytes: int
     kind: str = "file"  # "file" or "frames" (a DADA-style image folder)
-    backend: str = ""  # decord | opencv | images
+    backend: str = ""  # opencv | decord | pyav | images
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -30,7 +30,18 @@ class VideoMeta:
 
 @dataclass
 class Clip:
-    """Sampled frames of one video. ``frames`` is uint8 [T, H, W, 3] in RGB order."""
+    """Sampled frames of one video (made by :func:`engines.video.load_clip`).
+
+    ``frames`` is uint8 [T, H, W, 3] in RGB order, or uint8 [T, H, W] (full-range luma) when the
+    sampling asked for ``color="gray"``; ``sampling["color"]`` is then ``"gray"`` (absent means RGB).
+    An engine that needs colour must not be given grey frames: its ``default_sampling`` decides.
+
+    ``sampling`` holds the keys :func:`~engines.video.load_clip` was called with, as recorded
+    with runs and in the engine identity: ``num_frames`` | ``fps`` (a rate wins), ``max_side``
+    (longer side in px), ``start_s``/``end_s`` (a window), ``color`` (``"rgb"``/``"gray"``),
+    ``lowres`` (the decoder may reduce the picture by 2^k first, where the codec allows it), and
+    ``backend`` (the decoder(s) that delivered the frames, e.g. ``"pyav"`` or ``"pyav+opencv"``).
+    """
 
     frames: np.ndarray
     timestamps_s: list[float]

@@ -28,6 +28,14 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class BaselineConfig:
+    # --- version of the pipeline itself -------------------------------------------------------
+    pipeline: int = 2
+    """Bumped when the code changes what the same parameters answer (so the revision changes):
+    1 = RGB frames at 480 px resized again to ``proc_width``; 2 = grey frames sampled straight at
+    ``proc_width`` (PyAV luma, low-resolution decoding where the codec allows it), and status
+    "error" instead of "no" when nothing could be measured (too few/small frames, unreliable flow,
+    every pair skipped)."""
+
     # --- sampling and optical flow (fixed by design: speed budget) ---------------------------
     analysis_fps: float = 10.0
     """Frames per second analysed (a priori): a pedestrian moves a few px per frame at 320 px, and
@@ -38,7 +46,8 @@ class BaselineConfig:
     at 20 m (~15 px tall). On generated clips 256 px lost 2/18 positives and 6/24 negatives for
     a 20 % saving, so 320."""
     min_side: int = 24
-    """Frames smaller than this (after resizing) are not analysed: a verdict "no" says why."""
+    """Frames smaller than this (after resizing) are not analysed: the verdict is status "error"
+    saying why (nothing could be measured), never a "no"."""
     dis_preset: str = "ultrafast"
     """OpenCV DIS preset ("ultrafast", "fast", "medium"), used with ``dis_finest_scale``."""
     dis_finest_scale: int | None = 1
@@ -127,7 +136,8 @@ class BaselineConfig:
     Generated and real clips stay above 0.52 in every pair; pure noise mostly below."""
     min_reliable_clip: float = 0.55
     """If the median pair passes less than this, the whole clip's flow is unreliable (noise, a
-    dirty lens): the answer is "no" with that reason, never a detection from noise."""
+    dirty lens): the answer is status "error" with that reason, never a detection from noise
+    and never a "no" (nothing was measured)."""
     max_moving_frac: float = 0.35
     """A frame pair whose mask covers more than this fraction of the picture is unreliable (scene
     cut, heavy noise, camera shake) and is skipped."""
