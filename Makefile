@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test bench chromium clean
+.PHONY: run test bench chromium clean worker-env
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ test: $(STAMP) chromium
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# The VideoLLaMA2 GPU worker's own environment (official package, transformers 4.40), cached by a stamp.
+# VIDEOLLAMA2_SRC: a VideoLLaMA2 clone or a pip requirement (git+https://...); WORKER_TORCH: the torch build.
+WORKER_VENV     ?= .venv-worker
+VIDEOLLAMA2_SRC ?= ../shared/vendor/VideoLLaMA2
+worker-env:
+	$(PYTHON) engines/llm/worker/setup_env.py --venv $(WORKER_VENV) --videollama2 $(VIDEOLLAMA2_SRC)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -11,8 +11,11 @@ Contract (JSON in, JSON out):
 
     GET  /health   → {"ok": true, "adapter", "model", "device", "stand_in"}
     POST /v1/chat  ← {"frames": [base64 JPEG, ...], "timestamps": [s, ...], "messages": [{"role", "content"}],
-                      "max_new_tokens": 512, "temperature": 0.0}
+                      "max_new_tokens": 512, "temperature": 0.0, "stream": false}
                    → {"text", "prompt_tokens", "completion_tokens", "latency_s", "adapter", "model", "device"}
+                   with "stream": true → 200, application/x-ndjson, chunked: one {"delta": "..."} line per
+                   piece of text as the model produces it, then one final line: the object above plus
+                   "done": true, or {"error": "one sentence", "status": 500|507} if the model failed midway
     errors         → {"error": "one sentence"} with 400 (bad request), 404, 405, 413 (too large), 500 (model failed)
 
 One request runs on the model at a time (a lock); others wait their turn.
@@ -99,8 +102,25 @@ def parse_chat_request(body: Any) -> dict[str, Any]:
     temp = body.get("temperature", 0.0)
     if not isinstance(temp, (int, float)) or isinstance(temp, bool) or not 0 <= temp <= 5:
         raise BadRequest("'temperature' must be a number from 0 to 5.")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be true or false.")
     return {"frames": frames, "timestamps": [float(t) for t in ts], "messages": messages,
-            "max_new_tokens": max_new, "temperature": float(temp)}
+            "max_new_tokens": max_new, "temperature": float(temp), "stream": stream}
+
+
+def run_chat(adapter, req: dict[str, Any], on_text=None) -> dict[str, Any]:
+    """Call the adapter; adapters with ``streams = True`` take ``on_text`` and call it per text piece."""
+    kwargs: dict[str, Any] = {"max_new_tokens": req["max_new_tokens"], "temperature": req["temperature"]}
+    if on_text is not None and getattr(adapter, "streams", False):
+        kwargs["on_text"] = on_text
+    out = adapter.chat(req["frames"], req["timestamps"], req["messages"], **kwargs)
+    if on_text is not None and not getattr(adapter, "streams", False) and out.get("text"):
+        on_text(str(out["text"]))  # a non-streaming adapter's answer arrives as one piece
+    return out
+
+
+_EXTRA_FIELDS = ("visual_tokens", "frames_used", "preprocess_s", "generate_s")
 
 
 def make_handler(adapter, max_body: int, lock: threading.Lock, quiet: bool = False):
@@ -156,22 +176,60 @@ def make_handler(adapter, max_body: int, lock: threading.Lock, quiet: bool = Fal
             except BadRequest as e:
                 self._send(400, {"error": str(e)})
                 return
+            if req["stream"]:
+                self._stream(req)
+                return
             start = time.perf_counter()
             try:
                 with lock:
-                    out = adapter.chat(req["frames"], req["timestamps"], req["messages"],
-                                       max_new_tokens=req["max_new_tokens"], temperature=req["temperature"])
+                    out = run_chat(adapter, req)
             except Exception as e:  # noqa: BLE001  the model failed: say so in one sentence
-                traceback.print_exc()
-                msg = _first_line(e)
-                code = 507 if "out of memory" in msg.lower() else 500
-                self._send(code, {"error": f"The {info.get('adapter')} adapter failed: {msg}"})
+                code, msg = self._failure(e)
+                self._send(code, {"error": msg})
                 return
-            latency = time.perf_counter() - start
-            self._send(200, {"text": str(out.get("text", "")), "prompt_tokens": out.get("prompt_tokens"),
-                             "completion_tokens": out.get("completion_tokens"), "latency_s": round(latency, 4),
-                             "adapter": info.get("adapter"), "model": info.get("model"),
-                             "device": info.get("device"), "stand_in": bool(info.get("stand_in", False))})
+            self._send(200, self._final(out, time.perf_counter() - start))
+
+        def _failure(self, e: BaseException) -> tuple[int, str]:
+            traceback.print_exc()
+            msg = _first_line(e)
+            return (507 if "out of memory" in msg.lower() else 500), f"The {info.get('adapter')} adapter failed: {msg}"
+
+        def _final(self, out: dict[str, Any], latency: float) -> dict[str, Any]:
+            final = {"text": str(out.get("text", "")), "prompt_tokens": out.get("prompt_tokens"),
+                     "completion_tokens": out.get("completion_tokens"), "latency_s": round(latency, 4),
+                     "adapter": info.get("adapter"), "model": info.get("model"),
+                     "device": info.get("device"), "stand_in": bool(info.get("stand_in", False))}
+            final.update({k: out[k] for k in _EXTRA_FIELDS if k in out})
+            return final
+
+        def _chunk(self, obj: dict[str, Any]) -> None:
+            data = json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        def _stream(self, req: dict[str, Any]) -> None:
+            """NDJSON over chunked transfer: {"delta"} lines as the model writes, then the final object."""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson; charset=utf-8")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            start = time.perf_counter()
+            try:
+                try:
+                    with lock:
+                        out = run_chat(adapter, req, on_text=lambda piece: self._chunk({"delta": piece}))
+                    final = {**self._final(out, time.perf_counter() - start), "done": True}
+                except (BrokenPipeError, ConnectionResetError):
+                    raise
+                except Exception as e:  # noqa: BLE001  the model failed midway: the last line says so
+                    code, msg = self._failure(e)
+                    final = {"error": msg, "status": code}
+                self._chunk(final)
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client went away; the model's turn is over anyway
 
     return Handler
 

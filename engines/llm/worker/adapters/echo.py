@@ -40,6 +40,7 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
 class Adapter:
     name = "echo"
     stand_in = True
+    streams = True  # sends its answer word by word, to exercise the streaming protocol
 
     def __init__(self, model: str | None = None, device: str | None = None, options: dict[str, Any] | None = None):
         self.model = model or "echo"
@@ -50,7 +51,7 @@ class Adapter:
         return {"adapter": self.name, "model": self.model, "device": self.device, "stand_in": True}
 
     def chat(self, frames: list[bytes], timestamps: list[float], messages: list[dict[str, str]],
-             max_new_tokens: int = 512, temperature: float = 0.0) -> dict[str, Any]:
+             max_new_tokens: int = 512, temperature: float = 0.0, on_text=None) -> dict[str, Any]:
         sizes = [jpeg_size(f) for f in frames]
         distinct = sorted({f"{s[0]}x{s[1]}" for s in sizes if s}) or ["unreadable"]
         last_user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
@@ -59,6 +60,10 @@ class Adapter:
                 f"sizes {', '.join(distinct)}, timestamps {span}, {len(messages)} messages, "
                 f"max_new_tokens {max_new_tokens}, temperature {temperature:g}; "
                 f"last question: {last_user}")
+        if on_text is not None:
+            words = text.split(" ")
+            for i, w in enumerate(words):
+                on_text(w if i == len(words) - 1 else w + " ")
         return {"text": text, "prompt_tokens": None, "completion_tokens": None,
                 "received": {"frames": len(frames), "sizes": [list(s) if s else None for s in sizes],
                              "timestamps": list(timestamps), "messages": len(messages)}}
