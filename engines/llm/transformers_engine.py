@@ -50,6 +50,7 @@ from typing import Any
 
 from engines.base import CallRecord, CostLocation, Engine, GenerationOptions, Message
 from engines.errors import EngineError
+from engines.llm import install_log_filter, scrub
 from engines.types import Clip
 
 log = logging.getLogger(__name__)
@@ -307,6 +308,7 @@ class TransformersEngine(Engine):
         self.allow_download = _truthy(config.get("allow_download", _env("GHOSTPROBE_ALLOW_DOWNLOAD", "0")))
         self.hub_revision = config.get("revision") or _env("GHOSTPROBE_HF_REVISION")
         self._loaded: Loaded | None = None
+        install_log_filter(__name__)  # its log lines name model folders and hub errors: no tokens in them
 
     # -- availability (instant: no model load, no network) ---------------------------------------
     def _where(self) -> tuple[bool, str]:
@@ -404,7 +406,7 @@ class TransformersEngine(Engine):
             raise
         except (OSError, ValueError, KeyError, ImportError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise EngineError(f"Cannot load model {self.model} with transformers: {first.rstrip('.')}.") from None
+            raise EngineError(scrub(f"Cannot load model {self.model} with transformers: {first.rstrip('.')}.")) from None
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
@@ -466,7 +468,7 @@ class TransformersEngine(Engine):
         try:
             text = processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
         except ValueError as e:
-            raise EngineError(f"The model {self.model} has no usable chat template: {str(e).splitlines()[0]}") from None
+            raise EngineError(scrub(f"The model {self.model} has no usable chat template: {str(e).splitlines()[0]}")) from None
         kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
         if clip is not None:
             if clip.frames.ndim != 4 or clip.frames.shape[-1] != 3 or clip.num_frames == 0:
@@ -477,7 +479,7 @@ class TransformersEngine(Engine):
             inputs = processor(**kwargs)
         except (TypeError, ValueError) as e:
             if "video_metadata" not in str(e) or clip is None:
-                raise EngineError(f"The processor of {self.model} rejected the video: {str(e).splitlines()[0]}") from None
+                raise EngineError(scrub(f"The processor of {self.model} rejected the video: {str(e).splitlines()[0]}")) from None
             kwargs.pop("video_metadata")  # a processor without timestamp support
             inputs = processor(**kwargs)
         inputs.pop("video_metadata", None)
@@ -570,7 +572,7 @@ class TransformersEngine(Engine):
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             if "out of memory" in msg.lower():
                 raise EngineError(f"The GPU ran out of memory running {self.model}: use fewer frames or a smaller max_side.")
-            raise EngineError(f"Generation with {self.model} failed: {msg.rstrip('.')}.")
+            raise EngineError(scrub(f"Generation with {self.model} failed: {msg.rstrip('.')}."))
         out = result.get("out")
         seq = getattr(out, "sequences", out)
         completion = int(seq.shape[-1] - prompt_tokens) if seq is not None else None
