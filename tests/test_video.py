@@ -573,3 +573,135 @@ def test_thumbnail(media, tmp_path):
     mtime = p.stat().st_mtime_ns
     assert V.save_thumbnail(media["folder"], cache) == p and p.stat().st_mtime_ns == mtime
     assert V.save_thumbnail(media["folder"], cache, max_side=64).name.endswith("_64.jpg")
+
+
+# -- hashing: the clip's own hash is always the current file's -----------------------------------
+
+
+def test_sha256_follows_a_file_replaced_with_other_bytes_of_the_same_size(tmp_path, media):
+    p = tmp_path / "replaced.mp4"
+    p.write_bytes(media["mp4v"].read_bytes())
+    first = V.sha256_file(p)
+    assert first == hashlib.sha256(p.read_bytes()).hexdigest()
+    st = p.stat()
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # other bytes, same size
+    p.write_bytes(bytes(data))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a new mtime, as a copy gets
+    assert p.stat().st_size == st.st_size
+    second = V.sha256_file(p)
+    assert second != first and second == hashlib.sha256(bytes(data)).hexdigest()
+    assert V.probe(p).sha256 == second  # probe's memo follows the file too
+
+
+def test_hash_memo_is_a_bounded_thread_safe_lru(tmp_path):
+    lru = V.LRU(3)
+    for i in range(5):
+        lru.put(i, str(i))
+    assert len(lru) == 3 and 0 not in lru and 1 not in lru and lru.get(4) == "4"
+    lru.get(2)  # 2 is now the most recent: adding one more drops 3, not 2
+    lru.put(9, "9")
+    assert 2 in lru and 3 not in lru
+    files = []
+    for i in range(20):
+        f = tmp_path / f"f{i}.bin"
+        f.write_bytes(bytes([i]) * 1000)
+        files.append(f)
+    results: dict[int, str] = {}
+
+    def work(k: int) -> None:
+        for f in files:
+            results[hash((k, f.name))] = V.sha256_file(f)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for f in files:
+        assert V.sha256_file(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert len(V._hash_cache) <= V._hash_cache.maxsize
+
+
+# -- bad sampling options and oversized clips: one sentence, before decoding -------------------
+
+
+@pytest.mark.parametrize("fps", [0, -1, float("nan"), float("inf"), "fast"])
+def test_bad_rates_are_one_sentence(media, fps):
+    for call in (lambda: V.load_clip(media["mp4v"], num_frames=None, fps=fps),
+                 lambda: V.probe(media["folder"], fps=fps),
+                 lambda: list(V.iter_frames(media["mp4v"], fps=fps))):
+        with pytest.raises(VideoError) as e:
+            call()
+        msg = str(e.value)
+        assert "\n" not in msg and msg.endswith(".") and "frames per second" in msg, msg
+
+
+@pytest.mark.parametrize("max_side", [0, -1, 8, 15])
+def test_too_small_max_side_is_one_sentence(media, max_side):
+    with pytest.raises(VideoError, match=r"at least 16 pixels") as e:
+        V.load_clip(media["mp4v"], max_side=max_side)
+    assert "\n" not in str(e.value)
+    assert V.load_clip(media["mp4v"], num_frames=2, max_side=16).frames.shape[1:] == (9, 16, 3)
+
+
+def test_too_many_frames_is_refused_before_decoding(media):
+    with pytest.raises(VideoError, match=rf"At most {V.MAX_NUM_FRAMES} frames can be sampled from one clip, not 100000\."):
+        V.load_clip(media["mp4v"], num_frames=100000)
+
+
+def test_memory_budget_is_checked_before_decoding(media, monkeypatch, tmp_path):
+    # 4000 full-size frames of a 1584x660 clip would be 12 GiB: refused by the default 2 GiB budget
+    big = M.write_avi_pyav(tmp_path / "big.avi", n_frames=4, fps=30.0, size=(1584, 660), gop=12)
+    with pytest.raises(VideoError) as e:
+        V.load_clip(big, num_frames=4000)
+    msg = str(e.value)
+    assert "over the limit of 2,048 MiB" in msg and V.MAX_CLIP_MB_ENV in msg and "\n" not in msg
+    # the budget is configurable; within it the same call works
+    monkeypatch.setenv(V.MAX_CLIP_MB_ENV, "1")
+    with pytest.raises(VideoError, match="over the limit of 1 MiB"):
+        V.load_clip(media["mp4v"], num_frames=40)  # 40 x 160x90x3 = 1.6 MiB
+    clip = V.load_clip(media["mp4v"], num_frames=40, color="gray")  # grey: 0.5 MiB fits
+    assert clip.frames.shape == (40, H, W)
+
+
+def test_grey_and_lowres_sampling_match_rgb(media):
+    """Grey frames are the luma of the RGB ones (within rounding); lowres keeps indices exact."""
+    import cv2
+
+    for key in ("mp4v", "avi", "h264"):
+        rgb = V.load_clip(media[key], num_frames=None, fps=10, max_side=80)
+        for backend in ("pyav", "opencv"):
+            g = V.load_clip(media[key], num_frames=None, fps=10, max_side=80, color="gray", backend=backend)
+            assert g.frames.shape == rgb.frames.shape[:3] and g.indices == rgb.indices and g.sampling["color"] == "gray"
+            ref = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb.frames]).astype(int)
+            assert np.abs(g.frames.astype(int) - ref).mean() < 3.0, (key, backend)
+        lo = V.load_clip(media[key], num_frames=None, fps=10, max_side=80, color="gray", lowres=True)
+        assert lo.sampling["lowres"] is True and lo.indices == rgb.indices and lo.frames.shape == g.frames.shape
+        assert np.abs(lo.frames.astype(int) - ref).mean() < 8.0, key
+    assert V.lowres_level(1584, 660, (320, 133), "mpeg4") == 2
+    assert V.lowres_level(1584, 660, (320, 133), "h264") == 0
+    assert V.lowres_level(640, 360, (320, 180), "mpeg4") == 1
+
+
+# -- still images renamed to a video --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_still_image_renamed_mp4_is_refused(tmp_path, ext, env_dirs, store):
+    import cv2
+
+    img = np.random.default_rng(0).integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(ext, img)
+    p = tmp_path / "photo.mp4"
+    p.write_bytes(buf.tobytes())
+    for call in (lambda: V.probe(p), lambda: V.load_clip(p), lambda: V.load_clip(p, num_frames=None, fps=10)):
+        with pytest.raises(VideoError, match=r'"photo\.mp4" is a still image, not a video\.'):
+            call()
+    from webapp.config import load_config
+    from webapp.library import Library
+
+    lib = Library(load_config(), store)
+    with pytest.raises(VideoError, match="is a still image, not a video"):
+        lib.add_upload(p, "photo.mp4")
+    assert store.scalar("SELECT count(*) FROM videos") == 0
