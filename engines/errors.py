@@ -16,6 +16,7 @@ FIFO never blocks a read, a symlink loop says so, and an existing file is not ov
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import stat
@@ -180,3 +181,29 @@ def output_path(path: str | os.PathLike, what: str = "file", force: bool = False
     if not os.access(anc, os.W_OK | os.X_OK):
         raise InputError(f"Cannot create {p}: the folder {anc} is not writable.")
     return p
+
+
+# -- logs ------------------------------------------------------------------------------------------
+class RedactingFormatter(logging.Formatter):
+    """A log formatter whose output (message and any traceback) has credentials removed by
+    :func:`engines.redact.redact`: install it on every handler that writes to a terminal or a file."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from engines.redact import redact
+
+        return redact(super().format(record))
+
+
+def redact_logs(level: int | None = None, fmt: str | None = None) -> None:
+    """Make every log line of this process pass through :class:`RedactingFormatter`: the root logger's
+    handlers (a stderr handler is added when it has none and ``level`` is given) and Python's
+    last-resort handler (what prints warnings when nothing is configured)."""
+    root = logging.getLogger()
+    if level is not None and not root.handlers:
+        logging.basicConfig(level=level, format=fmt or "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for h in [*root.handlers, logging.lastResort]:
+        if h is None or isinstance(h.formatter, RedactingFormatter):
+            continue
+        base = h.formatter or logging.Formatter(fmt or "%(message)s" if h is logging.lastResort else None)
+        rf = RedactingFormatter(base._fmt, base.datefmt)
+        h.setFormatter(rf)
