@@ -36,8 +36,9 @@ server on a loopback, private or single-label host (your own box: no token price
 
 No credentials in anything this engine says: every error sentence, log line (ours, and those of the
 ``openai`` and ``httpx`` / ``httpx2`` loggers, which print request URLs) and ``CallRecord`` passes through
-:func:`engines.llm.scrub` (:func:`engines.redact.redact`, and it also masks the API key, the password of a ``user:pass@`` base URL
-and the values of its query parameters: ``?token=…`` is sent as a query parameter, never shown).
+:func:`engines.llm.scrub`: :func:`engines.redact.redact`, plus the API key, the password of a
+``user:pass@`` base URL and the values of its query parameters (``?token=…`` is sent as a query
+parameter on every request, never shown).
 """
 
 from __future__ import annotations
