@@ -7,25 +7,219 @@ here prints, logs or stores a secret.
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
 
-from webapp.cli import print_json
+from webapp.cli import CliError, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     jobs = sub.add_parser("jobs", help="cloud evaluation jobs (Azure ML) and SageMaker transform jobs").add_subparsers(
         dest="jobs_cmd", metavar="ACTION")
     jobs.required = True
-    p = jobs.add_parser("ingest", help="turn a run folder (eval --output, a collected job) into a run")
-    p.add_argument("dir", help="a run folder: manifest.json + predictions.jsonl")
-    p.add_argument("--job", dest="job_id", help="the job it came from (links the run to the job)")
+
+    p = jobs.add_parser("submit-eval", help="run an evaluation as an Azure ML job (sharded with --parallel N)")
+    p.add_argument("--backend", default="azureml", choices=["azureml"])
+    p.add_argument("--engine", required=True, help="the engine the job runs, e.g. transformers, videollama2, baseline")
+    p.add_argument("--model", help="model id or path for the engine")
+    p.add_argument("--labels", dest="label_set", help="label set: its labelled videos are evaluated")
+    p.add_argument("--subset", help="comma-separated video ids instead of the whole label set")
+    p.add_argument("--prompt", help="prompt ref (default: the detect default)")
+    p.add_argument("--videos-uri", dest="videos", help="the videos in Azure: azureml://datastores/<store>/paths/<dir> "
+                   "or azureml:<data asset>:<version> (default $GHOSTPROBE_AZUREML_VIDEOS)")
+    p.add_argument("--parallel", type=int, help="shard over N nodes with a parallel job (default: one command job)")
+    p.add_argument("--mini-batch-size", type=int, default=None, help="videos per parallel task (default 4)")
+    p.add_argument("--max-retries", type=int, default=None, help="retries of a failed mini-batch (default 2)")
+    p.add_argument("--compute", help="compute cluster name (default $GHOSTPROBE_AZUREML_COMPUTE)")
+    p.add_argument("--instance-type", help="VM size / SKU, e.g. Standard_NC24s_v3 (cost; serverless when no cluster)")
+    p.add_argument("--instance-count", type=int, default=None, help="nodes of a command job (default 1)")
+    p.add_argument("--engine-config", help="JSON of engine settings, e.g. '{\"dtype\": \"float16\", \"device_map\": \"auto\"}'")
+    p.add_argument("--num-frames", type=int)
+    p.add_argument("--max-side", type=int)
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--dry-run", action="store_true", help="print the job it would submit; contact nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_submit_eval)
+
+    p = jobs.add_parser("list", help="every job and endpoint with state, duration and cost so far")
+    p.add_argument("--active", action="store_true", help="only those still queued or running")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_jobs_list)
+    p = jobs.add_parser("refresh", help="ask the cloud for the state of a job (or of every active one)")
+    p.add_argument("job", nargs="?")
+    p.add_argument("--no-ingest", action="store_true", help="do not ingest a completed job's outputs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_jobs_refresh)
+    p = jobs.add_parser("show", help="one job: state history with times, compute, cost, spec")
+    p.add_argument("job")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_jobs_show)
+    p = jobs.add_parser("cancel", help="cancel a queued or running job")
+    p.add_argument("job")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_jobs_cancel)
+    p = jobs.add_parser("ingest", help="turn a run folder (eval --output, a collected job) or a completed job into a run")
+    p.add_argument("dir", help="a run folder (manifest.json + predictions.jsonl), or a job id")
+    p.add_argument("--job", dest="job_id", help="the job a folder came from (links the run to the job)")
     p.add_argument("--name", help="a unique name for the run")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_jobs_ingest)
 
 
+# -- helpers ---------------------------------------------------------------------------------------
+def _row(job: dict[str, Any]) -> dict[str, Any]:
+    from reports import jobs as J
+
+    return {**job, "duration_s": J.duration_s(job), "duration": J.fmt_duration(J.duration_s(job))}
+
+
+def _usd(v: float | None) -> str:
+    return "unknown" if v is None else f"${v:,.2f}"
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+def cmd_submit_eval(args, ctx) -> int:
+    from dataclasses import asdict
+
+    from engines.cloud import azureml as A
+    from engines.cloud import service as S
+
+    config: dict[str, Any] = {}
+    if args.engine_config:
+        try:
+            config = json.loads(args.engine_config)
+        except ValueError as e:
+            raise CliError(f"--engine-config is not valid JSON ({e.msg}).") from None
+        if not isinstance(config, dict):
+            raise CliError("--engine-config must be a JSON object.")
+    subset = [s.strip() for s in args.subset.split(",") if s.strip()] if args.subset else None
+    options = {k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature))
+               if v is not None}
+    sampling = {k: v for k, v in (("num_frames", args.num_frames), ("max_side", args.max_side)) if v is not None}
+    over = {k: v for k, v in dict(compute=args.compute, instance_type=args.instance_type, parallel=args.parallel,
+                                  mini_batch_size=args.mini_batch_size, max_retries=args.max_retries,
+                                  instance_count=args.instance_count, videos=args.videos).items() if v is not None}
+    if args.parallel is not None and args.parallel < 1:
+        raise CliError("--parallel needs at least 1 node.")
+    settings = A.AzureMLSettings.from_env(**over)
+    plan = S.build_plan(ctx.store, engine=args.engine, model=args.model, label_set=args.label_set, subset=subset,
+                        prompt_ref=args.prompt, options=options or None, sampling=sampling or None,
+                        engine_config=config, instances=settings.nodes,
+                        settings={"location": settings.location})
+    backend = A.AzureMLBackend(settings)
+    if args.dry_run:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory(prefix="gp-azureml-") as tmp:
+            _, spec = backend.prepare(plan, Path(tmp))
+        out = {"submitted": False, "backend": "azureml", "job": spec, "plan": asdict(plan),
+               "location": settings.location, "nodes": settings.nodes}
+        if args.json:
+            print_json(out)
+        else:
+            import yaml
+
+            print(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False))
+            print(f"# dry run: {len(plan.videos)} videos, {settings.nodes} node(s), nothing submitted")
+        return 0
+    ok, why = A.availability(settings)
+    if not ok:
+        raise CliError(why)
+    ref = backend.submit(plan, store=ctx.store)
+    out = {"submitted": True, "job_id": ref.job_id, "url": ref.url, "run_id": plan.run_id, "videos": len(plan.videos)}
+    if args.json:
+        print_json(out)
+    else:
+        print(f"submitted {ref.job_id} ({len(plan.videos)} videos); watch it with `ghostprobe jobs refresh "
+              f"{ref.job_id}` or in the studio: {ref.url}")
+    return 0
+
+
+def cmd_jobs_list(args, ctx) -> int:
+    from reports import jobs as J
+
+    rows = [_row(j) for j in J.list_jobs(ctx.store, active=True if args.active else None)]
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no jobs yet (`ghostprobe jobs submit-eval …`, or `endpoints list` to find SageMaker endpoints).")
+        return 0
+    for j in rows:
+        print(f"{j['job_id']}  {j['kind']:<9} {j['state']:<9} {j.get('compute') or '-'} × {j.get('instance_count') or 1}"
+              f"  {j['duration']}  {_usd(j.get('cost_usd'))}" + (f"  run {j['run_id']}" if j.get("run_id") else ""))
+    return 0
+
+
+def cmd_jobs_refresh(args, ctx) -> int:
+    from engines.cloud import service as S
+
+    if args.job:
+        out: Any = S.refresh(ctx.store, args.job, ingest=not args.no_ingest)
+    else:
+        out = S.refresh_active(ctx.store, ingest=not args.no_ingest)
+    if args.json:
+        print_json(out)
+        return 0
+    for r in out if isinstance(out, list) else [out]:
+        extra = f", run {r['run_id']}" if r.get("run_id") else ""
+        err = r.get("error") or r.get("ingest_error")
+        print(f"{r['job_id']}: {r['state']}{extra}" + (f" ({err})" if err else ""))
+    return 0
+
+
+def cmd_jobs_show(args, ctx) -> int:
+    from reports import jobs as J
+
+    job = _row(J.get_job(ctx.store, args.job))
+    job["events"] = J.events(ctx.store, job["job_id"])
+    if args.json:
+        print_json(job)
+        return 0
+    print(f"{job['job_id']} ({job['kind']}, {job['backend']}): {job['state']}"
+          + (f" [{job['provider_state']}]" if job.get("provider_state") else ""))
+    print(f"  compute {job.get('compute') or '-'}, {job.get('instance_count') or 1} × {job.get('instance_type') or '?'}")
+    print(f"  duration {job['duration']}, cost so far {_usd(job.get('cost_usd'))} ({job.get('cost_note') or ''})")
+    if job.get("url"):
+        print(f"  logs: {job['url']}")
+    if job.get("run_id"):
+        print(f"  ingested as run {job['run_id']}")
+    for e in job["events"]:
+        print(f"  {e['at']}  {e['state']}" + (f"  {e['message']}" if e.get("message") else ""))
+    return 0
+
+
+def cmd_jobs_cancel(args, ctx) -> int:
+    from engines.cloud import service as S
+
+    out = S.cancel(ctx.store, args.job)
+    if args.json:
+        print_json(out)
+    else:
+        print(f"{out['job_id']}: {out['state']}")
+    return 0
+
+
 def cmd_jobs_ingest(args, ctx) -> int:
+    from pathlib import Path
+
     from reports import run_folder
 
+    if not Path(args.dir).exists():
+        from reports import jobs as J
+
+        try:
+            job = J.get_job(ctx.store, args.dir)
+        except J.JobError:
+            raise CliError(f"{args.dir} is neither a run folder nor a known job.") from None
+        from engines.cloud import service as S
+
+        run_id = S.collect_and_ingest(ctx.store, job["job_id"])
+        out = {"run_id": run_id, "job_id": job["job_id"]}
+        print_json(out) if args.json else print(f"job {job['job_id']} ingested as run {run_id}.")
+        return 0
     manifest, records = run_folder.read_run_folder(args.dir)
     run_id = run_folder.ingest(ctx.store, args.dir, job_id=args.job_id, name=args.name)
     n = ctx.store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", [run_id])

@@ -1,0 +1,303 @@
+"""Azure ML jobs through azure-ai-ml's real MLClient, its HTTP answered by a loopback HTTPS fake workspace
+(tests/azureml_fake.py): the submitted job (command, code, environment, compute, instance count,
+parallel settings, outputs) as it went over the wire, and the refresh state machine with times and cost.
+The worker itself runs for real on generated clips with the baseline engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from datetime import datetime
+
+import pytest
+
+pytest.importorskip("azure.ai.ml")
+
+from azureml_fake import FakeAzureML, FakeCredential  # noqa: E402
+
+from engines.base import BatchPlan  # noqa: E402
+from engines.cloud import azureml as A  # noqa: E402
+from engines.cloud import service as S  # noqa: E402
+from reports import jobs as J  # noqa: E402
+from reports import run_folder as RF  # noqa: E402
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+SUB = "00000000-0000-0000-0000-000000000000"
+VIDEOS = "azureml://datastores/workspaceblobstore/paths/dada-dev/"
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    with FakeAzureML(tmp_path_factory.mktemp("azureml")) as f:
+        yield f
+
+
+@pytest.fixture
+def client(fake, monkeypatch):
+    monkeypatch.setenv("AZUREML_DEV_URL_MFE", fake.url)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.cert))
+    from azure.ai.ml import MLClient
+
+    return MLClient(FakeCredential(), SUB, "rg-ghost", "ws-ghost", show_progress=False)
+
+
+def _settings(**kw):
+    base = dict(subscription_id=SUB, resource_group="rg-ghost", workspace="ws-ghost", compute="gpu-v100x4",
+                instance_type="Standard_NC24s_v3", videos=VIDEOS)
+    base.update(kw)
+    return A.AzureMLSettings(**base)
+
+
+def _labels(store, ids, name="dev"):
+    with store.write() as cur:
+        cur.execute("INSERT INTO label_sets (name, source) VALUES (?, 'test')", [name])
+        for i, vid in enumerate(ids):
+            cur.execute("INSERT INTO labels (label_set, video_id, ghost_probing, kind) VALUES (?, ?, ?, ?)",
+                        [name, vid, i % 2 == 0, "ghost_probing" if i % 2 == 0 else "none"])
+
+
+def _plan(store, ids=("images_1_001.avi", "images_1_002.avi", "images_1_003.avi")):
+    _labels(store, ids)
+    return S.build_plan(store, engine="baseline", label_set="dev", settings={"note": "test"})
+
+
+def _by_path(fake, suffix):
+    return [r for r in fake.requests if r["path"].endswith(suffix)]
+
+
+def test_command_job_as_submitted_over_the_wire(store, fake, client):
+    plan = _plan(store)
+    backend = A.AzureMLBackend(_settings(), ml_client=client)
+    ref = backend.submit(plan, store=store)
+    name = A.job_name(plan)
+    assert ref.job_id == f"azureml:{name}" and ref.url.startswith(f"https://ml.azure.com/runs/{name}")
+
+    body = [b for b in fake.job_puts() if b["properties"].get("displayName", "").startswith(f"GhostProbe eval {plan.run_id}")][-1]
+    p = body["properties"]
+    assert p["jobType"] == "Command" and p["experimentName"] == "ghostprobe"
+    assert p["command"] == ("python -m engines.cloud.worker --plan job/plan.json --videos ${{inputs.videos}} "
+                            "--output ${{outputs.results}}")
+    assert p["computeId"].endswith("/workspaces/ws-ghost/computes/gpu-v100x4")
+    assert p["resources"]["instanceCount"] == 1
+    assert p["inputs"]["videos"] == {"uri": VIDEOS, "mode": "ReadOnlyMount", "jobInputType": "uri_folder"}
+    assert p["outputs"]["results"]["jobOutputType"] == "uri_folder"
+    assert p["tags"]["ghostprobe_run"] == plan.run_id and p["tags"]["engine"] == "baseline"
+
+    # the environment: the curated GPU base image + the project's own requirements
+    env_put = [r for r in fake.requests if r["method"] == "PUT" and "/environments/" in r["path"]][-1]
+    assert p["environmentId"].endswith(env_put["path"].split("/workspaces/ws-ghost")[1])
+    env = json.loads(env_put["body"])["properties"]
+    assert env["image"] == A.DEFAULT_IMAGE
+    conda = env["condaFile"]
+    assert "python=3.11" in conda and "transformers>=5,<6" in conda and "duckdb>=1.4" in conda
+
+    # the code: the project snapshot with the plan, uploaded through the pending-upload blob
+    code_put = [r for r in fake.requests if r["method"] == "PUT" and "/codes/" in r["path"]][-1]
+    assert p["codeId"].endswith(code_put["path"].split("/workspaces/ws-ghost")[1])
+    blob_root = json.loads(code_put["body"])["properties"]["codeUri"].split("127.0.0.1")[1].split(":", 1)[1]
+    blob_root = "/" + blob_root.split("/", 1)[1]
+    files = {k[len(blob_root):].lstrip("/"): v for k, v in fake.blobs.items() if k.startswith(blob_root)}
+    assert json.loads(files["job/plan.json"]) == json.loads(json.dumps(asdict(plan), default=str))
+    for f in ("engines/cloud/worker.py", "engines/cloud/azureml_parallel.py", "webapp/predict.py",
+              "reports/run_folder.py", "pyproject.toml"):
+        assert f in files, f
+    assert not [f for f in files if f.startswith(("data/", ".venv")) or "__pycache__" in f or f.startswith("tests/")]
+    # the token went as a bearer over TLS; the credential was asked for the ARM and AML scopes only
+    assert any(h.startswith("Bearer ") for h in fake.auth_headers)
+
+    job = J.get_job(store, ref.job_id)
+    assert job["state"] == "queued" and job["provider_state"] == "NotStarted" and job["kind"] == "job"
+    assert job["compute"] == "gpu-v100x4" and job["instance_count"] == 1
+    assert job["location"] == "azure:Standard_NC24s_v3"
+    assert job["spec"]["plan"]["run_id"] == plan.run_id and job["spec"]["parallel"] is False
+    assert job["spec"]["job"]["component"]["command"].startswith("python -m engines.cloud.worker")
+
+
+def test_parallel_job_sharded_over_nodes(store, fake, client):
+    plan = _plan(store, tuple(f"images_2_{i:03d}.avi" for i in range(10)))
+    s = _settings(parallel=4, mini_batch_size=2, max_retries=3, task_timeout_s=1800)
+    ref = A.AzureMLBackend(s, ml_client=client).submit(plan, store=store)
+    body = fake.jobs[ref.job_id.split(":", 1)[1]]["properties"]
+    assert body["jobType"] == "Pipeline"
+    assert body["settings"]["default_compute"].endswith("/computes/gpu-v100x4")
+    assert body["inputs"]["videos"]["uri"] == VIDEOS
+    step = body["jobs"]["ghostprobe_eval_shard"]
+    assert step["type"] == "parallel"
+    assert step["resources"]["instance_count"] == 4
+    assert step["mini_batch_size"] == 2 and step["max_concurrency_per_instance"] == 1
+    assert step["retry_settings"] == {"timeout": 1800, "max_retries": 3}
+    assert step["input_data"] == "${{inputs.videos}}"
+    assert step["mini_batch_error_threshold"] == -1
+    task = step["task"]
+    assert task["type"] == "run_function" and task["entry_script"] == "engines/cloud/azureml_parallel.py"
+    assert task["append_row_to"] == "${{outputs.results}}" and task["program_arguments"] == "--plan job/plan.json"
+    assert "/codes/" in task["code"] and "/environments/" in task["environment"]
+    assert step["outputs"]["results"]["value"] == "${{parent.outputs.results}}"
+    job = J.get_job(store, ref.job_id)
+    assert job["instance_count"] == 4 and job["spec"]["parallel"] is True
+
+
+def test_refresh_state_machine_with_times_and_cost(store, fake, client):
+    plan = _plan(store)
+    backend = A.AzureMLBackend(_settings(parallel=2), ml_client=client)
+    ref = backend.submit(plan, store=store)
+    name = ref.job_id.split(":", 1)[1]
+
+    fake.set_status(name, "Queued")
+    r = S.refresh(store, ref.job_id, backend, ingest=False)
+    assert r["state"] == "queued" and r["entered"] == [] and r["cost_usd"] == 0.0
+    fake.set_status(name, "Running", StartTimeUtc="2026-12-02T07:10:00Z")
+    r = S.refresh(store, ref.job_id, backend, ingest=False)
+    assert r["entered"] == ["running"]
+    assert J.get_job(store, ref.job_id)["started_at"] == datetime(2026, 12, 2, 7, 10)
+    fake.set_status(name, "Finalizing")
+    assert S.refresh(store, ref.job_id, backend, ingest=False)["entered"] == []
+    fake.set_status(name, "Completed", EndTimeUtc="2026-12-02T07:40:00Z")
+    r = S.refresh(store, ref.job_id, backend, ingest=False)
+    assert r["state"] == "completed" and r["entered"] == ["completed"]
+    job = J.get_job(store, ref.job_id)
+    assert job["provider_state"] == "Completed" and job["ended_at"] == datetime(2026, 12, 2, 7, 40)
+    ev = [(e["state"], e["at"]) for e in J.events(store, ref.job_id)]
+    assert [s for s, _ in ev] == ["queued", "running", "completed"]
+    assert ev[1][1] == datetime(2026, 12, 2, 7, 10) and ev[2][1] == datetime(2026, 12, 2, 7, 40)
+    # 0.5 h × 2 nodes × $12.24/h
+    assert job["cost_usd"] == pytest.approx(0.5 * 2 * 12.24)
+
+
+def test_failed_and_canceled_jobs(store, fake, client):
+    backend = A.AzureMLBackend(_settings(), ml_client=client)
+    plan = _plan(store)
+    ref = backend.submit(plan, store=store)
+    name = ref.job_id.split(":", 1)[1]
+    fake.set_status(name, "Running")
+    S.refresh(store, ref.job_id, backend, ingest=False)
+    fake.set_status(name, "Failed")
+    r = S.refresh(store, ref.job_id, backend)
+    assert r["state"] == "failed" and r["run_id"] is None
+    with pytest.raises(J.JobError, match="is already failed; there is nothing to cancel"):
+        S.cancel(store, ref.job_id, backend)
+
+    plan2 = BatchPlan(**{**asdict(plan), "run_id": plan.run_id + "-b"})
+    ref2 = backend.submit(plan2, store=store)
+    fake.set_status(ref2.job_id.split(":", 1)[1], "Running")
+    S.refresh(store, ref2.job_id, backend)
+    r = S.cancel(store, ref2.job_id, backend)
+    cancels = _by_path(fake, f"/jobs/{ref2.job_id.split(':', 1)[1]}/cancel")
+    assert len(cancels) == 1 and cancels[0]["method"] == "POST"
+    assert r["state"] == "canceled" and J.get_job(store, ref2.job_id)["ended_at"] is not None
+    assert [e["state"] for e in J.events(store, ref2.job_id)] == ["queued", "running", "canceled"]
+
+
+def test_unknown_job_and_missing_configuration_are_one_sentence(client, monkeypatch):
+    backend = A.AzureMLBackend(_settings(), ml_client=client)
+    with pytest.raises(A.EngineError) as e:
+        backend.poll("azureml:no-such-job")
+    assert str(e.value).startswith("Azure ML could not read job no-such-job: not found (HTTP 404)")
+    for k in ("GHOSTPROBE_AZUREML_SUBSCRIPTION", "GHOSTPROBE_AZUREML_RESOURCE_GROUP", "GHOSTPROBE_AZUREML_WORKSPACE",
+              "AZUREML_CONFIG"):
+        monkeypatch.delenv(k, raising=False)
+    ok, why = A.availability()
+    assert not ok and why.startswith("Azure ML is not configured: set GHOSTPROBE_AZUREML_SUBSCRIPTION, "
+                                     "GHOSTPROBE_AZUREML_RESOURCE_GROUP, GHOSTPROBE_AZUREML_WORKSPACE")
+    with pytest.raises(A.EngineError, match="^Azure ML is not configured"):
+        A.AzureMLBackend(A.AzureMLSettings()).client()
+    with pytest.raises(A.EngineError, match="Say where the videos are in Azure"):
+        A.build_job(BatchPlan("r1", {"engine": "baseline"}, None, [], {}, {}), _settings(videos=None), ROOT)
+
+
+# -- the worker, for real ---------------------------------------------------------------------------
+@pytest.fixture
+def clips(tmp_path):
+    from media import write_h264_mp4
+
+    d = tmp_path / "videos"
+    d.mkdir()
+    for i in range(3):
+        write_h264_mp4(d / f"clip_{i}.mp4", n_frames=30 + 10 * i)
+    return d
+
+
+def test_worker_and_parallel_entry_write_what_ingest_reads(store, clips, tmp_path, monkeypatch):
+    ids = sorted(p.name for p in clips.iterdir())
+    _labels(store, ids)
+    plan = S.build_plan(store, engine="baseline", label_set="dev")
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(asdict(plan)))
+    out = tmp_path / "results"
+    p = subprocess.run([sys.executable, "-m", "engines.cloud.worker", "--plan", str(plan_file), "--videos", str(clips),
+                        "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    manifest, records = RF.read_run_folder(out)
+    assert manifest["status"] == "done" and manifest["run_id"] == plan.run_id and manifest["planned"] == 3
+    assert [r["video_id"] for r in records] == ids
+    assert all(r["status"] in ("ok", "unparsed") and r["latency_s"] > 0 and r["decode_s"] is not None
+               for r in records)
+    # a restarted job skips what it already answered
+    p = subprocess.run([sys.executable, "-m", "engines.cloud.worker", "--plan", str(plan_file), "--videos", str(clips),
+                        "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and json.loads(p.stdout.strip().splitlines()[-1])["summary"]["skipped_done"] == 3
+
+    # the parallel entry script: init() once, run() per mini-batch, rows appended by Azure ML
+    from engines.cloud import azureml_parallel as P
+
+    monkeypatch.setenv("GHOSTPROBE_PLAN", str(plan_file))
+    monkeypatch.setattr(sys, "argv", ["azureml_parallel.py"])
+    P.init()
+    rows = P.run([str(clips / ids[0]), str(clips / ids[1])]) + P.run([str(clips / ids[2])])
+    dl = tmp_path / "download" / "named-outputs" / "results"
+    dl.mkdir(parents=True)
+    (dl / "parallel_run_step.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    folder = A.assemble_run_folder(tmp_path / "download", asdict(plan), job_id="azureml:gp-eval-x",
+                                   location="azure:Standard_NC24s_v3")
+    m2, rec2 = RF.read_run_folder(folder)
+    assert m2["job_id"] == "azureml:gp-eval-x" and m2["status"] == "done"
+    strip = ("latency_s", "decode_s", "preprocess_s", "generate_s", "model_s", "extra")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in rec2] == \
+        [{k: v for k, v in r.items() if k not in strip} for r in records]  # same answers from both paths
+    rid1 = RF.ingest(store, out)
+    rid2 = RF.ingest(store, folder, job_id="azureml:gp-eval-x")
+    a = store.query("SELECT video_id, status, ghost_probing, confidence FROM predictions WHERE run_id = ? "
+                    "ORDER BY 1", [rid1])
+    b = store.query("SELECT video_id, status, ghost_probing, confidence FROM predictions WHERE run_id = ? "
+                    "ORDER BY 1", [rid2])
+    assert a == b and len(a) == 3
+
+
+def test_prompt_text_round_trips_to_the_same_hash():
+    from prompts import PromptLibrary, load_template
+
+    import tempfile
+    from pathlib import Path
+
+    t = PromptLibrary.load(strict=False).detect_default()
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "p.yaml"
+        f.write_text(t.to_yaml(), encoding="utf-8")
+        assert load_template(f).hash == t.hash
+
+
+def test_dry_run_prints_the_spec_without_contacting_azure(tmp_path, env_dirs, monkeypatch):
+    for k, v in {"GHOSTPROBE_AZUREML_SUBSCRIPTION": SUB, "GHOSTPROBE_AZUREML_RESOURCE_GROUP": "rg",
+                 "GHOSTPROBE_AZUREML_WORKSPACE": "ws"}.items():
+        monkeypatch.setenv(k, v)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("video_id,ghost_probing\nimages_1_001.avi,1\nimages_1_002.avi,0\n")
+    env = {**__import__("os").environ}
+    r = subprocess.run([sys.executable, "-m", "webapp.cli", "labels", "import", str(csv), "--set", "dev",
+                        "--format", "generic"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    cmd = [sys.executable, "-m", "webapp.cli", "jobs", "submit-eval", "--backend", "azureml", "--engine", "baseline",
+           "--labels", "dev", "--videos-uri", VIDEOS, "--parallel", "3", "--compute", "gpu-v100x4",
+           "--instance-type", "Standard_NC24s_v3", "--dry-run", "--json"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    step = out["job"]["jobs"]["ghostprobe_eval_shard"]
+    assert step["resources"]["instance_count"] == 3 and step["task"]["entry_script"] == A.PARALLEL_ENTRY
+    assert [v["video_id"] for v in out["plan"]["videos"]] == ["images_1_001.avi", "images_1_002.avi"]
+    assert out["submitted"] is False
+    r = subprocess.run(cmd[:-2], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**env, "GHOSTPROBE_AZUREML_WORKSPACE": ""})
+    assert r.returncode == 2 and r.stderr.startswith("ghostprobe: Azure ML is not configured: set GHOSTPROBE_AZUREML_WORKSPACE")
