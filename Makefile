@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test bench chromium clean worker-env
+.PHONY: run test test-fast bench chromium clean worker-env
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: $(STAMP)
 
 test: $(STAMP) chromium
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The inner loop: everything but the browser tests and the tests marked slow (under a minute on two cores).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not browser and not slow"
 
 bench: $(STAMP)
 	$(PY) bench/run.py
