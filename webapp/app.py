@@ -25,6 +25,7 @@ TABS = (
     ("webapp.tabs.prompt_lab", "提示词实验室"),
     ("webapp.tabs.reports", "报告"),
     ("webapp.tabs.heatmap", "异常热力图"),
+    ("webapp.tabs.jobs", "任务"),
 )
 NOTICE_TABS = ("library", "chat")  # where the "preparing demo clips" notice shows
 
