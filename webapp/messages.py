@@ -71,8 +71,20 @@ TRANSLATIONS: list[tuple[str, str]] = [
     (r"Label file (?P<p>.+) is empty\.", "标签文件 {p} 是空的。"),
     (r"(?P<p>.+) is not a text CSV file\.", "{p} 不是文本 CSV 文件。"),
     (r"(?P<p>.+) is not UTF-8 or GB18030 text\.", "{p} 不是 UTF-8 或 GB18030 编码的文本。"),
-    (r"(?P<p>.+) has (?P<n>\d+) bad rows?, so nothing was imported: (?P<rows>.+)\.",
-     "{p} 有 {n} 行有误，整份文件都没有导入：{rows}。"),
+    (r"(?P<p>.+) has (?P<n>\d+) bad rows?, so nothing was imported: (?P<rows_items>.+?)\.?",
+     "{p} 有 {n} 行有误，整份文件都没有导入：{rows_items}。"),
+    # one bad row of a label file (inside the sentence above)
+    (r"row (?P<n>\d+): (?P<why_item>.+)", "第 {n} 行：{why_item}"),
+    (r"label '(?P<v>.*)' is not none, '<t>s: ghost probing' or '<t>s: cut-in'",
+     "标签“{v}”不是 none、'<t>s: ghost probing' 或 '<t>s: cut-in'"),
+    (r"the label is empty", "标签为空"),
+    (r"video_id is empty", "video_id 为空"),
+    (r"video (?P<v>.+) is listed twice \(also row (?P<n>\d+)\)", "视频 {v} 出现了两次（另见第 {n} 行）"),
+    (r"ghost_probing '(?P<v>.*)' is not 1/0, true/false, yes/no or 是/否", "ghost_probing “{v}”不是 1/0、true/false、yes/no 或 是/否"),
+    (r"onset_s '(?P<v>.*)' is not a number of seconds", "onset_s “{v}”不是秒数"),
+    (r"onset_s must be a non-negative number of seconds", "onset_s 必须是非负的秒数"),
+    (r"kind '(?P<v>.*)' contradicts ghost_probing=1", "kind “{v}”与 ghost_probing=1 矛盾"),
+    (r"and (?P<n>\d+) more", "另有 {n} 行"),
     (r"(?P<p>.+) has a header but no label rows\.", "{p} 只有表头，没有标签行。"),
     (r"(?P<p>.+) has no video_id column; (?P<rest>.+)", "{p} 没有 video_id 列（{rest}）"),
     (r"(?P<p>.+) has neither a ground_truth_label nor a ghost_probing column\.",
@@ -115,8 +127,21 @@ TRANSLATIONS: list[tuple[str, str]] = [
     (r"Cost unknown: no price for (?P<loc>.+?)\.?", "成本未知：价格目录中没有 {loc} 的价格。"),
     (r"Cost unknown: (?P<why>.+)", "成本未知：{why}"),
     # engines
-    (r"Not configured: set (?P<var>GHOSTPROBE_\w+)(?P<rest>.*)", "未配置：请设置 {var}{rest}"),
-    (r"Set (?P<var>GHOSTPROBE_\w+) (?P<rest>.+)", "请设置 {var}：{rest}"),
+    (r"ready: weights-free motion detector on CPU", "可用：不需要权重的运动检测器，在 CPU 上运行"),
+    (r"ready: weights-free independent-motion map on CPU", "可用：不需要权重的独立运动图，在 CPU 上运行"),
+    (r"ready(?P<rest>.*)", "可用{rest}"),
+    (r"configured, not yet contacted: (?P<ep>.+), model (?P<m>.+), video as (?P<vm>\w+)\.",
+     "已配置，尚未连接：{ep}，模型 {m}，视频以 {vm} 方式发送。"),
+    (r"Not configured: set GHOSTPROBE_OPENAI_BASE_URL \(e\.g\. a vLLM server\) or GHOSTPROBE_OPENAI_API_KEY\.",
+     "未配置：请设置 GHOSTPROBE_OPENAI_BASE_URL（例如一台 vLLM 服务器）或 GHOSTPROBE_OPENAI_API_KEY。"),
+    (r"Set GHOSTPROBE_OPENAI_MODEL \(e\.g\. gpt-4o\) to use api\.openai\.com\.",
+     "使用 api.openai.com 需要设置 GHOSTPROBE_OPENAI_MODEL（例如 gpt-4o）。"),
+    (r"No model configured: set GHOSTPROBE_HF_MODEL to a model id or local folder\.",
+     "未配置模型：请把 GHOSTPROBE_HF_MODEL 设为模型 id 或本地目录。"),
+    (r"No worker configured: set GHOSTPROBE_VIDEOLLAMA2_URL to the address of (?P<w>\S+) \(e\.g\. (?P<u>\S+)\)\.",
+     "未配置工作进程：请把 GHOSTPROBE_VIDEOLLAMA2_URL 设为 {w} 的地址（例如 {u}）。"),
+    (r"Not configured: set (?P<var>GHOSTPROBE_\w+)(?P<rest>.*)", "未配置：请设置 {var}。"),
+    (r"Set (?P<var>GHOSTPROBE_\w+) (?P<rest>.+)", "请设置 {var}。"),
     (r"The (?P<e>\w+) engine needs (?P<what>.+?): pip install (?P<pkg>.+)", "{e} 引擎需要 {what}：pip install {pkg}"),
     (r"The model folder (?P<p>.+) does not exist\.", "模型目录 {p} 不存在。"),
     (r"The model folder (?P<p>.+) has no config\.json(?P<rest>.*)", "模型目录 {p} 中没有 config.json。"),
@@ -185,33 +210,46 @@ def escape_md(text: Any) -> str:
 
 def md(key: str, lang: str | None = "zh", **kw: Any) -> str:
     """A catalogue message for gr.Markdown: every interpolated value escaped."""
-    return m(key, lang, **{k: escape_md(v) for k, v in kw.items()})
+    return m(key, lang, **{k: v if isinstance(v, (int, float)) and not isinstance(v, bool) else escape_md(v)
+                           for k, v in kw.items()})
 
 
 def translate(text: str, lang: str | None = "zh") -> str:
-    """A backend sentence in ``lang``: English stays; for Chinese, each sentence matched by TRANSLATIONS."""
+    """A backend sentence in ``lang``: English stays; for Chinese, the whole text, else each sentence of it,
+    matched against TRANSLATIONS (a sentence nobody translated yet stays as written)."""
     if norm(lang) == "en" or not text:
         return text
-    out = []
-    for line in str(text).splitlines():
-        out.append(_translate_line(line))
-    return "\n".join(out)
+    whole = _translate_line(str(text))
+    if whole is not None:
+        return whole
+    parts = re.split(r"(?<=[.;])\s+(?=[A-Z`'\"])", str(text).strip())
+    return " ".join(_translate_line(p) or p for p in parts)
 
 
-def _translate_line(line: str) -> str:
+def _translate_line(line: str) -> str | None:
     s = line.strip()
     for rx, zh in _COMPILED:
         mm = rx.match(s)
         if mm:
-            return zh.format(**{k: (v or "") for k, v in mm.groupdict().items()})
-    return line
+            vals = {}
+            for k, v in mm.groupdict().items():
+                v = v or ""
+                if k.endswith("_items"):  # a list of "; "-separated items, each translated on its own
+                    v = "；".join(_translate_line(x) or x for x in v.split("; "))
+                elif k.endswith("_item"):
+                    v = _translate_line(v) or v
+                vals[k] = v
+            return zh.format(**vals)
+    return None
 
 
 def error_text(e: BaseException | str, lang: str | None = "zh") -> str:
-    """The whole message of an error (every line) in ``lang``."""
-    s = str(e).strip() if not isinstance(e, str) else e.strip()
-    if not s:
-        s = e.__class__.__name__ if isinstance(e, BaseException) else ""
+    """The whole message of an error (every sentence, credentials removed: engines.errors.format_error),
+    in ``lang``."""
+    from engines.errors import format_error, sentence
+    from engines.redact import redact
+
+    s = format_error(e) if isinstance(e, BaseException) else sentence(redact(str(e)))
     return translate(s, lang)
 
 

@@ -5,9 +5,14 @@ unparsed / error, a click on a cell opens the video, the raw answer, the parsed 
 label; reviewer marks and label corrections are stored (corrections as a *new* label set, the
 original untouched); two runs compare side by side with McNemar's exact test.
 
+Runs: one at a time per server (the Run button is disabled while one is going, in every browser),
+progress drawn in the Run box, named at start; resumed and errors retried from here; renamed,
+hidden and deleted under 管理运行. Every run shows its coverage (scored/planned).
+
 Everything shown comes from ``prompts`` (versions, diffs), ``webapp.evaluation.run_eval`` (runs),
-``reports.runs`` (predictions, reviews), ``reports.metrics`` (figures with intervals, comparisons)
-and ``reports.labels`` (corrections). This module only lays them out.
+``reports.runs`` (predictions, reviews, coverage), ``reports.matrix`` (the matrix as data),
+``reports.metrics`` (figures with intervals, comparisons) and ``reports.labels`` (corrections).
+This module only lays them out, in the browser's language (``webapp.messages``).
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from typing import Any
 import gradio as gr
 
 from reports import labels as lab
+from reports import matrix as MX
 from reports import metrics as M
 from reports import runs as R
+from webapp import messages as msg
+from webapp.commands import runs_admin as RA
 from webapp.i18n import add_translations, t
-from webapp.state import AppState, is_user_error, status_md, user_message
+from webapp.state import AppState, is_user_error
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +46,18 @@ add_translations({
     "用户提示词 (user)": "User message",
     "少样本示例 (few-shot)": "Few-shot examples",
     "版本说明 (notes)": "Notes",
+    "这个版本改了什么、为什么": "what this version changes, and why",
     "另存为新版本": "Save as a new version",
     "运行": "Run",
     "引擎": "Engine",
     "视频子集（留空 = 整个标签集）": "Video subset (empty = the whole label set)",
+    "运行名称（可选，唯一）": "Run name (optional, unique)",
+    "例如 baseline-v3": "e.g. baseline-v3",
     "开始运行": "Run",
     "取消": "Cancel",
+    "继续的运行": "Run to continue",
+    "继续运行": "Resume",
+    "重试出错的视频": "Retry errors",
     "结果矩阵": "Result matrix",
     "显示的运行": "Runs shown",
     "单元格详情": "Cell details",
@@ -54,8 +68,11 @@ add_translations({
     "评审意见": "Comment",
     "保存评审": "Save review",
     "修正标签（另存为新标签集）": "Correct the label (saved as a new label set)",
+    "修正保存在新标签集 `<原标签集>+fix` 中，原标签集保持不变。":
+        "Corrections go into a new label set `<set>+fix`; the original set stays as it was.",
     "正确的标签": "Correct label",
     "出现时间 (s)": "Onset (s)",
+    "留空 = 未知": "empty = unknown",
     "备注": "Note",
     "保存标签修正": "Save label correction",
     "比较两次运行": "Compare two runs",
@@ -69,21 +86,135 @@ add_translations({
     "不同意": "Disagree",
     "不确定": "Unsure",
     "标签有误": "Label wrong",
+    "加塞（非鬼探头）": "Cut-in (not ghost probing)",
+    "管理运行": "Manage runs",
+    "要管理的运行": "Run to manage",
+    "新名称（留空 = 清除名称）": "New name (empty = no name)",
+    "改名": "Rename",
+    "隐藏": "Hide",
+    "取消隐藏": "Unhide",
+    "确认删除（预测和评审一并删除，无法恢复）": "Yes, delete it (its predictions and reviews go too; no undo)",
+    "删除运行": "Delete run",
 })
 
-MARKS = [("同意 agree", "agree"), ("不同意 disagree", "disagree"), ("不确定 unsure", "unsure"),
-         ("标签有误 label-wrong", "label-wrong")]
-POLICY_CHOICES = [("计为错误 (counted wrong)", "counted_wrong"), ("不计入 (left out)", "excluded")]
-FIX_CHOICES = [("鬼探头", "ghost_probing"), ("非鬼探头", "none"), ("加塞（非鬼探头）", "cut_in")]
+msg.add_messages({
+    "lab_no_diff": {"zh": "（无差异）", "en": "(no difference)"},
+    "lab_same_parent": {"zh": "与父版本 {p} 相同。", "en": "Same as its parent {p}."},
+    "lab_parent_gone": {"zh": "父版本 {p} 不在提示词库中，无法比较。", "en": "The parent {p} is not in the prompt library, so there is nothing to compare."},
+    "lab_root_version": {"zh": "{r} 是初始版本，没有父版本。", "en": "{r} is a first version; it has no parent."},
+    "lab_pick_prompt": {"zh": "请选择一个提示词版本。", "en": "Choose a prompt version."},
+    "lab_engine_ok": {"zh": "可用", "en": "available"},
+    "lab_engine_no": {"zh": "不可用：{why}", "en": "unavailable: {why}"},
+    "lab_pick_set": {"zh": "请先选择一个标签集。", "en": "Choose a label set first."},
+    "lab_no_labels": {"zh": "标签集 {s} 没有标签。", "en": "Label set {s} has no labels."},
+    "lab_no_runs": {"zh": "该标签集还没有选中的运行：在上方运行一个提示词版本，或在“显示的运行”中选择。",
+                    "en": "No run of this label set is selected: run a prompt version above, or pick runs under Runs shown."},
+    "lab_click_hint": {"zh": "点击单元格查看视频、原始回答、解析结果和标签。", "en": "Click a cell for the video, the raw answer, the parsed verdict and the label."},
+    "lab_matrix_caption": {"zh": "标签集 <b>{s}</b>：{v} 个视频 × {r} 次运行", "en": "Label set <b>{s}</b>: {v} videos × {r} runs"},
+    "lab_col_video": {"zh": "视频", "en": "video"}, "lab_col_label": {"zh": "标签", "en": "label"},
+    "lab_foot": {"zh": "准确率 [95% CI]（未解析计为错误）", "en": "accuracy [95% CI] (unparsed counted wrong)"},
+    "lab_foot_cell": {"zh": "{acc}<br>n={n}，未解析 {u}，出错 {e}<br>覆盖率 {cov}", "en": "{acc}<br>n={n}, unparsed {u}, errors {e}<br>coverage {cov}"},
+    "lab_foot_other": {"zh": "按标签集 {s} 评分", "en": "scored on label set {s}"},
+    "cell_right": {"zh": "✓ 正确", "en": "✓ right"}, "cell_wrong": {"zh": "✗ 错误", "en": "✗ wrong"},
+    "cell_unparsed": {"zh": "? 未解析（不计为“否”）", "en": "? unparsed (never counted as no)"},
+    "cell_error": {"zh": "! 出错", "en": "! error"}, "cell_unlabelled": {"zh": "无标签", "en": "unlabelled"},
+    "cell_missing": {"zh": "— 尚无预测", "en": "— no prediction yet"},
+    "cell_txt_error": {"zh": "! 出错", "en": "! error"}, "cell_txt_unparsed": {"zh": "? 未解析", "en": "? unparsed"},
+    "cell_yes": {"zh": "鬼探头", "en": "ghost probing"}, "cell_no": {"zh": "否", "en": "no"},
+    "lab_preparing": {"zh": "准备中…", "en": "Preparing…"},
+    "lab_prog_start": {"zh": "运行 {r}：{n} 个视频", "en": "Run {r}: {n} videos"},
+    "lab_prog_video": {"zh": "{v}：{s}", "en": "{v}: {s}"},
+    "lab_unit": {"zh": "视频", "en": "videos"},
+    "lab_busy": {"zh": "已有一个运行正在进行（{r}）：等它结束，或先取消它。", "en": "A run is already in progress ({r}): wait for it or cancel it first."},
+    "lab_need_prompt": {"zh": "请先选择一个提示词版本。", "en": "Choose a prompt version first."},
+    "lab_need_engine": {"zh": "请先选择一个引擎。", "en": "Choose an engine first."},
+    "lab_need_set": {"zh": "请先选择一个标签集：准确率需要标签。", "en": "Choose a label set first; accuracy needs labels."},
+    "lab_need_resume": {"zh": "请先在“继续的运行”中选择一次运行。", "en": "Pick the run to continue first."},
+    "lab_nothing_left": {"zh": "运行 {r} 没有要继续的视频：每个视频都有回答{errs}。",
+                         "en": "Run {r} has nothing left to run: every video has an answer{errs}."},
+    "lab_nothing_left_errs": {"zh": "（{n} 个出错，可用“重试出错的视频”）", "en": " ({n} errored; use Retry errors)"},
+    "lab_done": {"zh": "运行完成", "en": "Run finished"}, "lab_cancelled": {"zh": "运行已取消", "en": "Run cancelled"},
+    "lab_ended": {"zh": "运行结束（{s}）", "en": "Run ended ({s})"},
+    "lab_summary": {"zh": "{head}：{r}（标签集 {s}），{p} 个视频：已解析 {ok}，未解析 {u}，出错 {e}{extra}；覆盖率 {cov}；{txt}；用时 {w:.1f} s。",
+                    "en": "{head}: {r} (label set {s}), {p} videos: parsed {ok}, unparsed {u}, errors {e}{extra}; coverage {cov}; {txt}; {w:.1f} s."},
+    "lab_not_started": {"zh": "，{n} 个未开始（在“继续的运行”中选它，点“继续运行”）", "en": ", {n} not started (pick it under Run to continue and press Resume)"},
+    "lab_no_active": {"zh": "当前没有正在进行的运行。", "en": "No run is in progress."},
+    "lab_cancelling": {"zh": "正在取消：进行中的视频完成后停止，已完成的预测都已保存。", "en": "Cancelling: the run stops after the videos in flight; every finished prediction is saved."},
+    "lab_pick_cell": {"zh": "请选择一个视频和一次运行（或点击矩阵中的单元格）。", "en": "Pick a video and a run (or click a cell of the matrix)."},
+    "lab_not_in_lib": {"zh": "视频 {v} 不在视频库中，无法播放。", "en": "Video {v} is not in the library, so it cannot play."},
+    "lab_empty_answer": {"zh": "（空回答）", "en": "(empty answer)"},
+    "lab_no_pred": {"zh": "运行 {r} 还没有这个视频的预测。", "en": "Run {r} has no prediction for this video yet."},
+    "lab_verdict_head": {"zh": "**解析结果**（运行 {r} · {e} · {p}）", "en": "**Parsed verdict** (run {r} · {e} · {p})"},
+    "lab_field_head": {"zh": "| 字段 | 值 |", "en": "| Field | Value |"},
+    "f_status": {"zh": "状态", "en": "status"}, "f_gp": {"zh": "鬼探头", "en": "ghost probing"},
+    "f_conf": {"zh": "置信度", "en": "confidence"}, "f_danger": {"zh": "危险等级", "en": "danger level"},
+    "f_object": {"zh": "目标类型", "en": "object type"}, "f_onset": {"zh": "出现时间", "en": "onset"},
+    "f_reason": {"zh": "理由", "en": "reason"}, "f_latency": {"zh": "延迟", "en": "latency"},
+    "lab_cached": {"zh": "（缓存命中，无模型调用）", "en": " (cached, no model call)"},
+    "lab_no_set_run": {"zh": "该运行没有标签集，无法评分。", "en": "This run has no label set, so it cannot be scored."},
+    "lab_unlabelled": {"zh": "**标签**（{s}）：未标注。", "en": "**Label** ({s}): unlabelled."},
+    "lab_label": {"zh": "**标签**（标签集 {s}，来源 {src}）：{b}{on}{note}", "en": "**Label** (label set {s}, source {src}): {b}{on}{note}"},
+    "lab_label_onset": {"zh": "，出现于 {t} s", "en": ", onset {t} s"},
+    "lab_label_note": {"zh": "；备注：{n}", "en": "; note: {n}"},
+    "lab_no_reviews": {"zh": "尚无评审标记。", "en": "No review marks yet."},
+    "lab_reviews_head": {"zh": "| 时间 | 标记 | 评审人 | 意见 |", "en": "| Time | Mark | Reviewer | Comment |"},
+    "lab_need_mark": {"zh": "请先选择一个评审标记（同意 / 不同意 / 不确定 / 标签有误）。", "en": "Choose a review mark first (agree / disagree / unsure / label wrong)."},
+    "lab_need_video_run": {"zh": "请先选择一个视频和一次运行。", "en": "Pick a video and a run first."},
+    "lab_reviewed": {"zh": "已记录评审：{m}（{v} · {r}）", "en": "Review saved: {m} ({v} · {r})"},
+    "lab_need_video": {"zh": "请先选择一个视频。", "en": "Pick a video first."},
+    "lab_need_fix_set": {"zh": "请先选择要修正的标签集。", "en": "Choose the label set to correct first."},
+    "lab_bad_onset": {"zh": "出现时间必须是秒数，例如 2.5，而不是“{v}”。", "en": "Onset must be a number of seconds such as 2.5, not '{v}'."},
+    "lab_fixed": {"zh": "已把 {v} 的修正保存到新标签集 **{t}**；原标签集 **{p}** 保持不变。在上方选择 {t} 可以按修正后的标签查看和运行。",
+                  "en": "The correction of {v} is saved in the new label set **{t}**; the original set **{p}** is unchanged. Pick {t} above to view and run with the corrected labels."},
+    "lab_need_two": {"zh": "请选择两次要比较的运行。", "en": "Pick two runs to compare."},
+    "lab_saved": {"zh": "已保存新版本 **{n}**（父版本 {b}，sha256 {h}）。", "en": "Saved the new version **{n}** (parent {b}, sha256 {h})."},
+    "lab_prompt_problems": {"zh": "有提示词文件未能加载：{p}", "en": "Some prompt files could not be loaded: {p}"},
+    "lab_renamed": {"zh": "运行 {r} 现在叫 **{n}**。", "en": "Run {r} is now named **{n}**."},
+    "lab_unnamed": {"zh": "运行 {r} 现在没有名称。", "en": "Run {r} has no name now."},
+    "lab_hidden": {"zh": "已隐藏运行 {r}：它不再出现在列表、矩阵和报告中（数据仍在，可取消隐藏）。",
+                   "en": "Run {r} is hidden: it no longer shows in lists, the matrix and reports (its data stays; unhide brings it back)."},
+    "lab_unhidden": {"zh": "运行 {r} 已重新显示。", "en": "Run {r} shows again."},
+    "lab_need_confirm": {"zh": "删除前请勾选“确认删除”。", "en": "Tick the confirmation box before deleting."},
+    "lab_deleted": {"zh": "已删除运行 {r} 及其评审。", "en": "Deleted run {r} and its reviews."},
+    "lab_need_manage": {"zh": "请先选择要管理的运行。", "en": "Pick the run to manage first."},
+    "lab_save_where": {"zh": "新版本保存到 {d}；已有版本不会被修改。", "en": "New versions are saved to {d}; existing versions never change."},
+    "lab_cmp_head": {"zh": "**比较**（标签集 {s}，{pol}；区间为 95%）", "en": "**Comparison** (label set {s}, {pol}; 95% intervals)"},
+    "lab_cmp_sets_differ": {"zh": "  ⚠️ 两次运行的标签集不同。", "en": "  ⚠️ The two runs use different label sets."},
+    "pol_counted_wrong": {"zh": "未解析/出错计为错误", "en": "unparsed/errors counted wrong"},
+    "pol_excluded": {"zh": "未解析/出错不计入", "en": "unparsed/errors left out"},
+    "lab_cmp_rows": {"zh": "运行|引擎 · 提示词|标签集 · n|准确率|平衡准确率|F1|召回率|特异度|未解析 / 出错|覆盖率",
+                     "en": "Run|Engine · prompt|Label set · n|Accuracy|Balanced accuracy|F1|Recall|Specificity|Unparsed / errors|Coverage"},
+    "lab_cmp_shared": {"zh": "**共同视频** n={n}：A 准确率 {a}，B 准确率 {b}；都对 {rr}，都错 {ww}，A 对 B 错 {rw}，A 错 B 对 {wr}。",
+                       "en": "**Shared videos** n={n}: A accuracy {a}, B accuracy {b}; both right {rr}, both wrong {ww}, A right B wrong {rw}, A wrong B right {wr}."},
+    "lab_mcnemar": {"zh": "**McNemar 精确检验** p = {p}（{m}）{note}", "en": "**McNemar's exact test** p = {p} ({m}){note}"},
+    "lab_mcnemar_none": {"zh": "—（没有共同视频）", "en": "— (no shared videos)"},
+    "lab_mcnemar_ns": {"zh": "；p ≥ 0.05：这些视频上看不出两次运行有差别。", "en": "; p ≥ 0.05: no difference between the runs can be seen on these videos."},
+    "lab_mcnemar_s": {"zh": "；p < 0.05：差别不太可能是偶然。", "en": "; p < 0.05: the difference is unlikely to be chance."},
+    "lab_flips": {"zh": "**翻转的视频**：A 对→B 错（{n1}）：{l1}；A 错→B 对（{n2}）：{l2}。",
+                  "en": "**Flipped videos**: A right → B wrong ({n1}): {l1}; A wrong → B right ({n2}): {l2}."},
+    "lab_none": {"zh": "无", "en": "none"},
+})
+msg.add_error_translations([
+    (r"the new version asks the same as (?P<ref>\S+); (?P<rest>.+)", "新版本与 {ref} 的内容相同，没有保存：请修改系统提示词、用户提示词或少样本示例。"),
+    (r"Hiding runs needs .+", "这个版本还不能隐藏运行。"),
+    (r"Deleting runs needs .+", "这个版本还不能删除运行。"),
+    (r"Run (?P<id>\S+) is still running; cancel it before deleting it\.", "运行 {id} 仍在进行：请先取消再删除。"),
+])
+
+MARKS = [(t("同意"), "agree"), (t("不同意"), "disagree"), (t("不确定"), "unsure"), (t("标签有误"), "label-wrong")]
+MARK_NAMES = {"zh": {"agree": "同意", "disagree": "不同意", "unsure": "不确定", "label-wrong": "标签有误"},
+              "en": {"agree": "agree", "disagree": "disagree", "unsure": "unsure", "label-wrong": "label wrong"}}
+POLICY_CHOICES = [(t("计为错误"), "counted_wrong"), (t("不计入"), "excluded")]
+FIX_CHOICES = [(t("鬼探头"), "ghost_probing"), (t("非鬼探头"), "none"), (t("加塞（非鬼探头）"), "cut_in")]
 MATRIX_DEFAULT_RUNS = 4
 
-CELL_STYLE = {  # class → (background, text colour, legend)
-    "right": ("#c8e6c9", "#1b5e20", "✓ 正确 right"),
-    "wrong": ("#ffcdd2", "#b71c1c", "✗ 错误 wrong"),
-    "unparsed": ("#ffe0b2", "#e65100", "? 未解析 unparsed（不计为“否”）"),
-    "error": ("#cfd8dc", "#263238", "! 出错 error"),
-    "unlabelled": ("#eeeeee", "#424242", "无标签 unlabelled"),
-    "missing": ("#ffffff", "#9e9e9e", "— 尚无预测 not predicted"),
+CELL_STYLE = {  # class → (background, text colour)
+    "right": ("#c8e6c9", "#1b5e20"),
+    "wrong": ("#ffcdd2", "#b71c1c"),
+    "unparsed": ("#ffe0b2", "#e65100"),
+    "error": ("#cfd8dc", "#263238"),
+    "unlabelled": ("#eeeeee", "#424242"),
+    "missing": ("#ffffff", "#9e9e9e"),
 }
 
 MATRIX_JS = """
@@ -100,8 +231,12 @@ table.lab-matrix td.vid, table.lab-matrix td.lbl { text-align: left; white-space
 table.lab-matrix td[data-run] { cursor: pointer; }
 table.lab-matrix td[data-run]:hover { outline: 2px solid #1f77b4; }
 table.lab-matrix tfoot td { font-size: 12px; background: #fafafa; }
+table.lab-matrix th.partial { background: repeating-linear-gradient(45deg, #fff, #fff 4px, #fde2e2 4px, #fde2e2 8px); }
 .lab-legend span { display: inline-block; padding: 2px 8px; margin: 2px 4px 6px 0; border-radius: 4px; font-size: 12px; }
 """
+
+RUN_BTN_JS = """(...args) => { document.querySelectorAll('#lab-run, #lab-resume, #lab-retry').forEach(b => {
+  const el = b.tagName === 'BUTTON' ? b : b.querySelector('button'); if (el) el.disabled = true; }); return args; }"""
 
 
 # -- prompts ------------------------------------------------------------------------------------------
@@ -135,10 +270,10 @@ def default_prompt(plib) -> str | None:
         return refs[-1] if refs else None
 
 
-def diff_html(text: str, note: str = "") -> str:
+def diff_html(text: str, note: str = "", lang: str = "zh") -> str:
     """A unified diff as coloured lines (+ green, - red)."""
     if not text:
-        return f'<div id="lab-diff-body" class="lab-diff-empty">{html.escape(note or "（无差异）")}</div>'
+        return f'<div id="lab-diff-body" class="lab-diff-empty">{html.escape(note or msg.m("lab_no_diff", lang))}</div>'
     out = []
     for line in text.splitlines():
         style = ""
@@ -154,7 +289,7 @@ def diff_html(text: str, note: str = "") -> str:
             + "".join(out) + "</div>")
 
 
-def prompt_view(plib, ref: str) -> tuple[str, str, str, str, str, str]:
+def prompt_view(plib, ref: str, lang: str = "zh") -> tuple[str, str, str, str, str, str]:
     """(yaml, diff html, system, user, few_shot, notes) of a version."""
     from prompts import diff
 
@@ -162,25 +297,30 @@ def prompt_view(plib, ref: str) -> tuple[str, str, str, str, str, str]:
     if p.parent:
         try:
             parent = plib.get(p.parent)
-            d = diff_html(diff(parent, p), f"与父版本 {p.parent} 相同。")
+            d = diff_html(diff(parent, p), msg.m("lab_same_parent", lang, p=p.parent), lang)
         except Exception:
-            d = diff_html("", f"父版本 {p.parent} 不在提示词库中，无法比较。")
+            d = diff_html("", msg.m("lab_parent_gone", lang, p=p.parent), lang)
     else:
-        d = diff_html("", f"{p.ref} 是初始版本，没有父版本。")
+        d = diff_html("", msg.m("lab_root_version", lang, r=p.ref), lang)
     return p.to_yaml(), d, p.system, p.user, p.few_shot or "", p.notes or ""
 
 
 # -- label sets, engines, runs ------------------------------------------------------------------------
-def label_set_choices(state: AppState) -> list[tuple[str, str]]:
+def label_set_choices(state: AppState, lang: str = "zh") -> list[tuple[str, str]]:
     out = []
     for s in lab.list_sets(state.store):
-        weak = " · 弱标签" if s["weak"] else ""
+        weak = msg.m("weak_set", lang) if s["weak"] else ""
         out.append((f"{s['name']} ({s['videos']}){weak}", s["name"]))
     return out
 
 
 def default_label_set(state: AppState) -> str | None:
+    """The label set used last on this deployment: the newest visible run's set when it still exists; else
+    ``demo``; else the newest set."""
     names = [s["name"] for s in lab.list_sets(state.store)]
+    for r in RA.list_runs(state.store, limit=20):
+        if r.get("label_set") in names:
+            return r["label_set"]
     if "demo" in names:
         return "demo"
     return names[-1] if names else None
@@ -195,7 +335,7 @@ def video_choices(state: AppState, label_set: str | None) -> list[str]:
         return []
 
 
-def engine_choices(default: str) -> tuple[list[tuple[str, str]], str | None]:
+def engine_choices(default: str, lang: str = "zh") -> tuple[list[tuple[str, str]], str | None]:
     from engines.registry import engine_status
 
     try:
@@ -205,122 +345,153 @@ def engine_choices(default: str) -> tuple[list[tuple[str, str]], str | None]:
         rows = []
     choices = []
     for r in rows:
-        tag = "可用" if r["available"] else f"不可用：{r['reason']}"
-        choices.append((f"{r['name']} · {r['title']}（{tag}）", r["name"]))
+        tag = msg.m("lab_engine_ok", lang) if r["available"] else msg.m(
+            "lab_engine_no", lang, why=msg.translate(r["reason"], lang))
+        choices.append((f"{r['name']} · {r['title']}（{tag}）" if lang == "zh" else f"{r['name']} · {r['title']} ({tag})",
+                        r["name"]))
     names = [r["name"] for r in rows]
     value = default if default in names else ("baseline" if "baseline" in names else (names[0] if names else None))
     return choices, value
 
 
-def run_title(r: dict[str, Any]) -> str:
+def takes_prompt(engine_name: str | None) -> bool:
+    """Only chat models read a prompt (engines.base.Engine.takes_prompt); a detector's run carries none."""
+    from engines.registry import all_engines
+
+    cls = all_engines().get(engine_name or "")
+    kinds = set(getattr(cls, "kinds", ()) or ()) if cls else {"chat"}
+    return "chat" in kinds and "detector" not in kinds
+
+
+def run_title(r: dict[str, Any], lang: str = "zh") -> str:
     prompt = f"{r.get('prompt_id')}@{r.get('prompt_version')}" if r.get("prompt_id") else "—"
     model = f" · {str(r['model']).rsplit('/', 1)[-1]}" if r.get("model") else ""
     name = f"{r['name']} · " if r.get("name") else ""
-    return f"{name}{r['engine']}{model} · {prompt} · {r['run_id']}（{r['status']}）"
+    planned, scored, _ = msg.coverage_counts(r)
+    cov = f" · {scored}/{planned}" if planned is not None else ""
+    hidden = msg.m("hidden_tag", lang) if r.get("hidden") else ""
+    st = msg.run_status(r, lang)
+    return f"{name}{r['engine']}{model} · {prompt} · {r['run_id']}{cov}（{st}）{hidden}" if lang == "zh" else \
+        f"{name}{r['engine']}{model} · {prompt} · {r['run_id']}{cov} ({st}){hidden}"
 
 
-def run_choices(state: AppState, label_set: str | None = None) -> list[tuple[str, str]]:
-    rows = R.list_runs(state.store, label_set=label_set) if label_set else R.list_runs(state.store)
-    return [(run_title(r), r["run_id"]) for r in rows]
+def run_choices(state: AppState, label_set: str | None = None, lang: str = "zh",
+                include_hidden: bool = False) -> list[tuple[str, str]]:
+    kw = {"label_set": label_set} if label_set else {}
+    rows = RA.list_runs(state.store, include_hidden=include_hidden, **kw)
+    return [(run_title(r, lang), r["run_id"]) for r in rows]
+
+
+def resumable_choices(state: AppState, lang: str = "zh") -> list[tuple[str, str]]:
+    """Runs worth continuing: cancelled, failed or partial ones, and any with errored videos."""
+    out = []
+    for r in RA.list_runs(state.store):
+        if r.get("status") == "imported" or r.get("status") == "running":
+            continue
+        planned, scored, left = msg.coverage_counts(r)
+        if r.get("status") in ("cancelled", "failed", "partial") or left or int(r.get("errors") or 0):
+            out.append((run_title(r, lang), r["run_id"]))
+    return out
 
 
 def default_runs(state: AppState, label_set: str | None) -> list[str]:
     return [v for _, v in run_choices(state, label_set)[:MATRIX_DEFAULT_RUNS]] if label_set else []
 
 
-def fmt_pct_ci(v: float | None, ci: list[float] | None) -> str:
+def fmt_pct_ci(v: float | None, ci: list[float] | None, lang: str = "zh") -> str:
     if v is None:
-        return "无法计算"
+        return msg.m("n_a", lang)
     s = f"{100 * v:.0f}%"
     return s + (f" [{100 * ci[0]:.0f}–{100 * ci[1]:.0f}%]" if ci else "")
 
 
 # -- the matrix ---------------------------------------------------------------------------------------
 def classify(p: dict[str, Any] | None, has_label: bool) -> str:
+    """Kept for callers of the old API: the class of a prediction already scored on its own label set."""
     if p is None:
         return "missing"
-    if p["status"] == "error":
-        return "error"
-    if p["status"] != "ok" or p["ghost_probing"] is None:
-        return "unparsed"
-    if not has_label or p.get("correct") is None:
-        return "unlabelled"
-    return "right" if p["correct"] else "wrong"
+    label = None if not has_label or p.get("correct") is None else (
+        p["ghost_probing"] if p["correct"] else (None if p.get("ghost_probing") is None else not p["ghost_probing"]))
+    return MX.classify(p, label)
 
 
-def _cell_text(p: dict[str, Any] | None, cls: str) -> str:
+def _cell_text(p: dict[str, Any] | None, cls: str, lang: str) -> str:
     if p is None:
         return "—"
     if cls == "error":
-        return "! 出错"
+        return msg.m("cell_txt_error", lang)
     if cls == "unparsed":
-        return "? 未解析"
+        return msg.m("cell_txt_unparsed", lang)
     mark = {"right": "✓ ", "wrong": "✗ "}.get(cls, "")
-    answer = "鬼探头" if p["ghost_probing"] else "否"
+    answer = msg.m("cell_yes", lang) if p["ghost_probing"] else msg.m("cell_no", lang)
     conf = f" {p['confidence']:.2f}" if p.get("confidence") is not None else ""
     return f"{mark}{answer}{conf}"
 
 
-def matrix_html(state: AppState, label_set: str | None, run_ids: list[str] | None) -> str:
-    e = html.escape
-    if not label_set:
-        return '<p id="lab-matrix-empty">请先选择一个标签集。</p>'
-    labels = lab.list_labels(state.store, label_set)
-    runs = []
+def matrix_runs(state: AppState, run_ids: list[str] | None) -> list[dict[str, Any]]:
+    out = []
     for rid in run_ids or []:
         try:
-            runs.append(R.get_run(state.store, rid))
+            out.append(R.get_run(state.store, rid))
         except R.RunError:
             continue
-    legend = "".join(f'<span style="background:{bg};color:{fg}">{e(txt)}</span>'
-                     for bg, fg, txt in CELL_STYLE.values())
-    head = ["<th>视频 video</th><th>标签 label</th>"]
-    preds: list[dict[str, dict[str, Any]]] = []
-    foot = ['<td class="vid" colspan="2">准确率 [95% CI]（未解析计为错误）</td>']
+    return out
+
+
+def matrix_html(state: AppState, label_set: str | None, run_ids: list[str] | None, lang: str = "zh") -> str:
+    e = html.escape
+    if not label_set:
+        return f'<p id="lab-matrix-empty">{e(msg.m("lab_pick_set", lang))}</p>'
+    labels = lab.list_labels(state.store, label_set)
+    if not labels:
+        return f'<p id="lab-matrix-empty">{e(msg.m("lab_no_labels", lang, s=label_set))}</p>'
+    runs = matrix_runs(state, run_ids)
+    preds = {r["run_id"]: R.predictions(state.store, r["run_id"]) for r in runs}
+    rows = MX.build(labels, runs, preds, key=lab.video_key)
+    legend = "".join(f'<span style="background:{bg};color:{fg}">{e(msg.m("cell_" + cls, lang))}</span>'
+                     for cls, (bg, fg) in CELL_STYLE.items())
+    head = [f"<th>{e(msg.m('lab_col_video', lang))}</th><th>{e(msg.m('lab_col_label', lang))}</th>"]
+    foot = [f'<td class="vid" colspan="2">{e(msg.m("lab_foot", lang))}</td>']
     for r in runs:
-        head.append(f'<th title="{e(run_title(r))}">{e(r["engine"])}'
-                    f'{" · " + e(str(r["model"]).rsplit("/", 1)[-1]) if r.get("model") else ""}<br>'
+        planned, scored, left = msg.coverage_counts(r)
+        cov = f"{scored}/{planned}" if planned is not None else "—"
+        partial = bool(left)
+        status = msg.run_status(r, lang)
+        head.append(f'<th class="{"partial" if partial else ""}" data-coverage="{e(cov)}" title="{e(run_title(r, lang))}">'
+                    f'{e(r["engine"])}{" · " + e(str(r["model"]).rsplit("/", 1)[-1]) if r.get("model") else ""}<br>'
                     f'{e(str(r.get("prompt_id") or "—"))}@{e(str(r.get("prompt_version") or "—"))}<br>'
-                    f'<small>{e(r["run_id"])}</small>'
-                    f'{"<br><small>" + e(r["status"]) + "</small>" if r["status"] != "done" else ""}</th>')
-        rows = R.predictions(state.store, r["run_id"])
-        preds.append({lab.video_key(p["video_id"]): p for p in rows})
+                    f'<small>{e(r["run_id"])}</small><br><small class="coverage">{e(cov)}'
+                    f'{" · " + e(status) if r.get("status") != "done" or partial else ""}</small></th>')
         try:
             m = M.run_metrics(state.store, r["run_id"])
             if r.get("label_set") == label_set:
-                foot.append(f"<td>{e(fmt_pct_ci(m['accuracy'], m['accuracy_ci']))}<br>n={m['n']}，"
-                            f"未解析 {m['unparsed']}，出错 {m['errors']}</td>")
+                foot.append("<td>" + msg.m("lab_foot_cell", lang, acc=e(fmt_pct_ci(m["accuracy"], m["accuracy_ci"], lang)),
+                                           n=m["n"], u=m["unparsed"], e=m["errors"], cov=e(cov)) + "</td>")
             else:
-                foot.append(f"<td>按标签集 {e(str(r.get('label_set')))} 评分</td>")
+                foot.append(f"<td>{e(msg.m('lab_foot_other', lang, s=r.get('label_set')))}</td>")
         except Exception as ex:  # a broken run must not hide the others
-            foot.append(f"<td>{e(user_message(ex))}</td>")
+            foot.append(f"<td>{e(msg.error_text(ex, lang))}</td>")
     body = []
-    for lrow in labels:
-        key = lab.video_key(lrow["video_id"])
-        cells = [f'<td class="vid">{e(lrow["video_id"])}</td>', f'<td class="lbl">{e(lab.label_badge(lrow))}</td>']
-        for r, pr in zip(runs, preds):
-            p = pr.get(key)
-            same_set = r.get("label_set") == label_set
-            if p is not None and not same_set:  # scored against another set: compare with this one's label
-                p = dict(p)
-                p["correct"] = (p["ghost_probing"] == lrow["ghost_probing"]) if p["status"] == "ok" else False
-            cls = classify(p, True)
-            bg, fg, _ = CELL_STYLE[cls]
-            tip = f"{lrow['video_id']} · {r['run_id']} · {CELL_STYLE[cls][2]}"
+    for row in rows:
+        vid = row["video_id"]
+        cells = [f'<td class="vid">{e(vid)}</td>', f'<td class="lbl">{e(msg.badge(row["label"], lang))}</td>']
+        for c in row["cells"]:
+            cls, p = c["class"], c["prediction"]
+            bg, fg = CELL_STYLE[cls]
+            tip = f"{vid} · {c['run_id']} · {msg.m('cell_' + cls, lang)}"
             if p is not None and p.get("reason"):
                 tip += " · " + str(p["reason"])[:200]
-            cells.append(f'<td class="cell cell-{cls}" data-status="{cls}" data-video="{e(lrow["video_id"])}" '
-                         f'data-run="{e(r["run_id"])}" title="{e(tip)}" style="background:{bg};color:{fg}">'
-                         f"{e(_cell_text(p, cls))}</td>")
-        body.append(f'<tr data-video="{e(lrow["video_id"])}">{"".join(cells)}</tr>')
-    if not runs:
-        note = "<p>该标签集还没有选中的运行：在上方运行一个提示词版本，或在“显示的运行”中选择。</p>"
-    else:
-        note = "<p><small>点击单元格查看视频、原始回答、解析结果和标签。</small></p>"
+            cells.append(f'<td class="cell cell-{cls}" data-status="{cls}" data-video="{e(vid)}" '
+                         f'data-run="{e(c["run_id"])}" title="{e(tip)}" style="background:{bg};color:{fg}">'
+                         f"{e(_cell_text(p, cls, lang))}</td>")
+        body.append(f'<tr data-video="{e(vid)}">{"".join(cells)}</tr>')
+    note = msg.m("lab_no_runs", lang) if not runs else msg.m("lab_click_hint", lang)
+    note_html = f'<p id="lab-matrix-empty">{e(note)}</p>' if not runs else f"<p><small>{e(note)}</small></p>"
+    caption = msg.m("lab_matrix_caption", lang, s=e(label_set), v=len(labels), r=len(runs))
     return (f'<style>{MATRIX_CSS}</style><div class="lab-legend">{legend}</div>'
-            f'<p><small>标签集 <b>{e(label_set)}</b>：{len(labels)} 个视频 × {len(runs)} 次运行</small></p>'
+            f'<p><small>{caption}</small></p>'
             f'<table class="lab-matrix"><thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(body)}</tbody>'
-            f'<tfoot><tr>{"".join(foot)}</tr></tfoot></table>{note}')
+            f'<tfoot><tr>{"".join(foot)}</tr></tfoot></table>{note_html}')
 
 
 # -- drill-down ---------------------------------------------------------------------------------------
@@ -340,102 +511,112 @@ def library_id(state: AppState, video_id: str) -> str | None:
     return next((v for v in ids if lab.video_key(v) == key), None)
 
 
-def verdict_md(p: dict[str, Any] | None, run: dict[str, Any]) -> str:
+def verdict_md(p: dict[str, Any] | None, run: dict[str, Any], lang: str = "zh") -> str:
+    e = msg.escape_md
     if p is None:
-        return f"运行 `{run['run_id']}` 还没有这个视频的预测。"
-    gp = {True: "是（鬼探头）", False: "否"}.get(p["ghost_probing"], "未知 — 回答无法解析，不计为“否”"
-                                                   if p["status"] == "unparsed" else "未知 — 出错")
+        return msg.md("lab_no_pred", lang, r=run["run_id"])
+    gp = {True: msg.m("yes_gp", lang), False: msg.m("no", lang)}.get(
+        p["ghost_probing"], msg.m("unparsed_not_no", lang) if p["status"] == "unparsed" else msg.m("errored", lang))
+
     def v(x: Any, unit: str = "") -> str:
-        return "—（未给出）" if x is None or x == "" else f"{x}{unit}"
-    lat = "未知" if p.get("latency_s") is None else f"{p['latency_s']:.2f} s"
-    reason = str(p.get("reason") or "—").replace("|", "\\|").replace("\n", " ")
+        return msg.m("none_given", lang) if x is None or x == "" else f"{e(x)}{unit}"
+
+    lat = msg.m("unknown", lang) if p.get("latency_s") is None else f"{p['latency_s']:.2f} s"
+    reason = e(msg.translate(str(p.get("reason") or "—"), lang)).replace("<br>", " ")
+    prompt = f"{run.get('prompt_id') or '—'}@{run.get('prompt_version') or '—'}" if run.get("prompt_id") else "—"
+    f = lambda k, en: f"{msg.m(k, lang)} {en}" if lang == "zh" else msg.m(k, lang)  # noqa: E731
     return "\n".join([
-        f"**解析结果**（运行 `{run['run_id']}` · {run['engine']} · "
-        f"{run.get('prompt_id') or '—'}@{run.get('prompt_version') or '—'}）",
-        "", "| 字段 | 值 |", "|---|---|",
-        f"| 状态 status | `{p['status']}` |",
-        f"| 鬼探头 ghost_probing | {gp} |",
-        f"| 置信度 confidence | {v(p.get('confidence'))} |",
-        f"| 危险等级 danger_level | {v(p.get('danger_level'))} |",
-        f"| 对象 object_type | {v(p.get('object_type'))} |",
-        f"| 出现时间 onset | {v(p.get('onset_s'), ' s')} |",
-        f"| 理由 reason | {reason} |",
-        f"| 延迟 latency | {lat}{'（缓存命中，无模型调用）' if p.get('cached') else ''} |",
+        msg.md("lab_verdict_head", lang, r=run["run_id"], e=run["engine"], p=prompt),
+        "", msg.m("lab_field_head", lang), "|---|---|",
+        f"| {f('f_status', 'status')} | `{p['status']}` |",
+        f"| {f('f_gp', 'ghost_probing')} | {gp} |",
+        f"| {f('f_conf', 'confidence')} | {v(p.get('confidence'))} |",
+        f"| {f('f_danger', 'danger_level')} | {e(msg.danger(p.get('danger_level'), lang))} |",
+        f"| {f('f_object', 'object_type')} | {e(msg.object_type(p.get('object_type'), lang))} |",
+        f"| {f('f_onset', 'onset')} | {v(p.get('onset_s'), ' s')} |",
+        f"| {f('f_reason', 'reason')} | {reason} |",
+        f"| {f('f_latency', 'latency')} | {lat}{msg.m('lab_cached', lang) if p.get('cached') else ''} |",
     ])
 
 
-def label_md(state: AppState, label_set: str | None, video_id: str) -> str:
+def label_md(state: AppState, label_set: str | None, video_id: str, lang: str = "zh") -> str:
     if not label_set:
-        return "该运行没有标签集，无法评分。"
+        return msg.m("lab_no_set_run", lang)
     key = lab.video_key(video_id)
     try:
         rows = [r for r in lab.list_labels(state.store, label_set) if lab.video_key(r["video_id"]) == key]
     except lab.LabelError as ex:
-        return user_message(ex)
+        return msg.error_md(ex, lang)
     if not rows:
-        return f"**标签**（{label_set}）：未标注。"
+        return msg.md("lab_unlabelled", lang, s=label_set)
     r = rows[0]
-    onset = f"，出现于 {r['onset_s']:g} s" if r.get("onset_s") is not None else ""
-    note = f"；备注：{r['note']}" if r.get("note") else ""
-    return f"**标签**（标签集 `{label_set}`，来源 {r.get('source') or '—'}）：{lab.label_badge(r)}{onset}{note}"
+    onset = msg.m("lab_label_onset", lang, t=f"{r['onset_s']:g}") if r.get("onset_s") is not None else ""
+    note = msg.md("lab_label_note", lang, n=r["note"]) if r.get("note") else ""
+    return msg.m("lab_label", lang, s=msg.escape_md(label_set), src=msg.escape_md(r.get("source") or "—"),
+                 b=msg.escape_md(msg.badge(r, lang)), on=onset, note=note)
 
 
-def reviews_md(state: AppState, run_id: str, video_id: str) -> str:
+def reviews_md(state: AppState, run_id: str, video_id: str, lang: str = "zh") -> str:
     rows = R.reviews(state.store, run_id, video_id)
     if not rows:
-        return "尚无评审标记。"
-    lines = ["| 时间 | 标记 | 评审人 | 意见 |", "|---|---|---|---|"]
+        return msg.m("lab_no_reviews", lang)
+    lines = [msg.m("lab_reviews_head", lang), "|---|---|---|---|"]
     for r in rows:
-        c = str(r.get("comment") or "").replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {str(r['created_at'])[:19]} | {r['mark']} | {r.get('reviewer') or '—'} | {c} |")
+        c = msg.escape_md(str(r.get("comment") or "")).replace("<br>", " ")
+        mark = MARK_NAMES[msg.norm(lang)].get(r["mark"], r["mark"])
+        lines.append(f"| {str(r['created_at'])[:19]} | {mark} | {msg.escape_md(r.get('reviewer') or '—')} | {c} |")
     return "\n".join(lines)
 
 
-def compare_md(cmp: dict[str, Any]) -> str:
+def compare_md(cmp: dict[str, Any], lang: str = "zh", coverage: dict[str, str] | None = None) -> str:
     a, b, sh = cmp["a"], cmp["b"], cmp["shared"]
-    pol = "未解析/出错计为错误" if cmp["policy"] == "counted_wrong" else "未解析/出错不计入"
+    e = msg.escape_md
+    pol = msg.m(f"pol_{cmp['policy']}", lang)
+    names = msg.m("lab_cmp_rows", lang).split("|")
+    cov = coverage or {}
 
     def row(name: str, key: str) -> str:
-        return f"| {name} | {fmt_pct_ci(a.get(key), a.get(key + '_ci'))} | {fmt_pct_ci(b.get(key), b.get(key + '_ci'))} |"
+        return f"| {name} | {fmt_pct_ci(a.get(key), a.get(key + '_ci'), lang)} | {fmt_pct_ci(b.get(key), b.get(key + '_ci'), lang)} |"
 
     p = cmp.get("mcnemar_p")
     flips = cmp["flipped"]
+    none = msg.m("lab_none", lang)
+    note = "" if p is None else msg.m("lab_mcnemar_ns" if p >= 0.05 else "lab_mcnemar_s", lang)
     lines = [
-        f"**比较**（标签集 `{cmp['label_set']}`，{pol}；区间为 95%）"
-        + ("  ⚠️ 两次运行的标签集不同。" if cmp.get("label_sets_differ") else ""),
+        msg.md("lab_cmp_head", lang, s=cmp["label_set"], pol=pol) + (msg.m("lab_cmp_sets_differ", lang)
+                                                                     if cmp.get("label_sets_differ") else ""),
         "", "| | A | B |", "|---|---|---|",
-        f"| 运行 | `{a['run_id']}` | `{b['run_id']}` |",
-        f"| 引擎 · 提示词 | {a.get('engine')} · {a.get('prompt_id')}@{a.get('prompt_version')} | "
-        f"{b.get('engine')} · {b.get('prompt_id')}@{b.get('prompt_version')} |",
-        f"| 标签集 · n | {a.get('label_set')} · n={a['n']} | {b.get('label_set')} · n={b['n']} |",
-        row("准确率", "accuracy"), row("平衡准确率", "balanced_accuracy"), row("F1", "f1"),
-        row("召回率", "recall"), row("特异度", "specificity"),
-        f"| 未解析 / 出错 | {a['unparsed']} / {a['errors']} | {b['unparsed']} / {b['errors']} |",
+        f"| {names[0]} | `{a['run_id']}` | `{b['run_id']}` |",
+        f"| {names[1]} | {e(a.get('engine'))} · {e(a.get('prompt_id'))}@{e(a.get('prompt_version'))} | "
+        f"{e(b.get('engine'))} · {e(b.get('prompt_id'))}@{e(b.get('prompt_version'))} |",
+        f"| {names[2]} | {e(a.get('label_set'))} · n={a['n']} | {e(b.get('label_set'))} · n={b['n']} |",
+        row(names[3], "accuracy"), row(names[4], "balanced_accuracy"), row(names[5], "f1"),
+        row(names[6], "recall"), row(names[7], "specificity"),
+        f"| {names[8]} | {a['unparsed']} / {a['errors']} | {b['unparsed']} / {b['errors']} |",
+        f"| {names[9]} | {cov.get(a['run_id'], '—')} | {cov.get(b['run_id'], '—')} |",
         "",
-        f"**共同视频** n={sh['n']}：A 准确率 {fmt_pct_ci(sh['a_accuracy'], sh['a_accuracy_ci'])}，"
-        f"B 准确率 {fmt_pct_ci(sh['b_accuracy'], sh['b_accuracy_ci'])}；都对 {sh['both_right']}，都错 {sh['both_wrong']}，"
-        f"A 对 B 错 {sh['a_right_b_wrong']}，A 错 B 对 {sh['a_wrong_b_right']}。",
+        msg.m("lab_cmp_shared", lang, n=sh["n"], a=fmt_pct_ci(sh["a_accuracy"], sh["a_accuracy_ci"], lang),
+              b=fmt_pct_ci(sh["b_accuracy"], sh["b_accuracy_ci"], lang), rr=sh["both_right"], ww=sh["both_wrong"],
+              rw=sh["a_right_b_wrong"], wr=sh["a_wrong_b_right"]),
         "",
-        f"**McNemar 精确检验** p = {'—（没有共同视频）' if p is None else f'{p:.4g}'}"
-        f"（{cmp.get('mcnemar_method')}）"
-        + ("；p ≥ 0.05：这些视频上看不出两次运行有差别。" if p is not None and p >= 0.05 else
-           "；p < 0.05：差别不太可能是偶然。" if p is not None else ""),
+        msg.m("lab_mcnemar", lang, p=msg.m("lab_mcnemar_none", lang) if p is None else f"{p:.4g}",
+              m=cmp.get("mcnemar_method"), note=note),
         "",
-        f"**翻转的视频**：A 对→B 错（{len(flips['right_to_wrong'])}）："
-        f"{', '.join(f'`{v}`' for v in flips['right_to_wrong']) or '无'}；"
-        f"A 错→B 对（{len(flips['wrong_to_right'])}）：{', '.join(f'`{v}`' for v in flips['wrong_to_right']) or '无'}。",
+        msg.m("lab_flips", lang, n1=len(flips["right_to_wrong"]),
+              l1=", ".join(f"`{v}`" for v in flips["right_to_wrong"]) or none,
+              n2=len(flips["wrong_to_right"]), l2=", ".join(f"`{v}`" for v in flips["wrong_to_right"]) or none),
     ]
     return "\n".join(lines)
 
 
-def run_summary_md(summary: dict[str, Any], label_set: str | None) -> str:
+def run_summary_md(summary: dict[str, Any], label_set: str | None, lang: str = "zh", run: dict[str, Any] | None = None) -> str:
     s = summary
-    head = {"done": "运行完成", "cancelled": "运行已取消"}.get(s["status"], f"运行结束（{s['status']}）")
-    extra = f"，{s['not_started']} 个未开始（可在命令行 `ghostprobe eval --resume {s['run_id']}` 继续）" \
-        if s.get("not_started") else ""
-    return (f"{head}：`{s['run_id']}`（标签集 {label_set or '—'}），{s['processed']} 个视频："
-            f"已解析 {s['ok']}，未解析 {s['unparsed']}，出错 {s['errors']}{extra}；{s['text']}；"
-            f"用时 {s['wall_s']:.1f} s。")
+    head = {"done": msg.m("lab_done", lang), "cancelled": msg.m("lab_cancelled", lang)}.get(
+        s["status"], msg.m("lab_ended", lang, s=msg.status_name(s["status"], lang)))
+    extra = msg.m("lab_not_started", lang, n=s["not_started"]) if s.get("not_started") else ""
+    cov = msg.coverage(run, lang) if run else "—"
+    return msg.md("lab_summary", lang, head=head, r=s["run_id"], s=label_set or "—", p=s["processed"], ok=s["ok"],
+                  u=s["unparsed"], e=s["errors"], extra=extra, cov=cov, txt=s["text"], w=s["wall_s"])
 
 
 # -- the tab ------------------------------------------------------------------------------------------
@@ -445,7 +626,8 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     p_default = default_prompt(plib0)
     ls_default = default_label_set(state)
     e_choices, e_default = engine_choices(state.config.default_engine or "baseline")
-    cancels: dict[str, threading.Event] = {}
+    active: dict[str, Any] = {"cancel": None, "run": None}  # the one run this server is making now
+    run_lock = threading.Lock()
     last_run = gr.State("")  # the id of the latest run made here; the Reports tab listens to it
     try:
         v0 = prompt_view(plib0, p_default) if p_default else ("", "", "", "", "", "")
@@ -460,19 +642,21 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     with gr.Accordion(t("查看与编辑"), open=True, elem_id="lab-edit"):
         with gr.Row():
             with gr.Column(scale=1):
-                yaml_view = gr.Code(language="yaml", value=v0[0], label=t("YAML（只读）"), interactive=False, elem_id="lab-yaml",
-                                    max_lines=30)
-                gr.Markdown(f"**{'与父版本的差异'}**")
+                yaml_view = gr.Code(language="yaml", value=v0[0], label=t("YAML（只读）"), interactive=False,
+                                    elem_id="lab-yaml", max_lines=30)
+                gr.Markdown("**" + t("与父版本的差异") + "**")
                 diff_view = gr.HTML(v0[1], elem_id="lab-diff")
             with gr.Column(scale=1):
                 system = gr.Textbox(value=v0[2], label=t("系统提示词 (system)"), lines=8, max_lines=20, elem_id="lab-system")
                 user = gr.Textbox(value=v0[3], label=t("用户提示词 (user)"), lines=5, max_lines=15, elem_id="lab-user")
-                few_shot = gr.Textbox(value=v0[4], label=t("少样本示例 (few-shot)"), lines=3, max_lines=12, elem_id="lab-fewshot")
+                few_shot = gr.Textbox(value=v0[4], label=t("少样本示例 (few-shot)"), lines=3, max_lines=12,
+                                      elem_id="lab-fewshot")
                 notes = gr.Textbox(value=v0[5], label=t("版本说明 (notes)"), lines=2, elem_id="lab-notes",
-                                   placeholder="这个版本改了什么、为什么")
+                                   placeholder=t("这个版本改了什么、为什么"))
                 save = gr.Button(t("另存为新版本"), variant="primary", elem_id="lab-save")
                 save_status = gr.Markdown(elem_id="lab-save-status")
-                gr.Markdown(f"<small>新版本保存到 `{prompt_save_dir(state)}`；已有版本不会被修改。</small>")
+                save_where = gr.Markdown(f"<small>{msg.md('lab_save_where', 'zh', d=prompt_save_dir(state))}</small>",
+                                         elem_id="lab-save-where")
 
     with gr.Accordion(t("运行"), open=True, elem_id="lab-run-box"):
         with gr.Row():
@@ -481,12 +665,32 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                                     elem_id="lab-label-set")
             videos = gr.Dropdown(choices=video_choices(state, ls_default), value=[], multiselect=True,
                                  label=t("视频子集（留空 = 整个标签集）"), scale=3, elem_id="lab-videos")
+            run_name = gr.Textbox(label=t("运行名称（可选，唯一）"), placeholder=t("例如 baseline-v3"), scale=2,
+                                  elem_id="lab-run-name")
         with gr.Row():
             run_btn = gr.Button(t("开始运行"), variant="primary", elem_id="lab-run")
             cancel_btn = gr.Button(t("取消"), variant="stop", elem_id="lab-cancel")
+        with gr.Row():
+            resume_dd = gr.Dropdown(choices=resumable_choices(state), value=None, label=t("继续的运行"), scale=4,
+                                    elem_id="lab-resume-run")
+            resume_btn = gr.Button(t("继续运行"), scale=1, elem_id="lab-resume")
+            retry_btn = gr.Button(t("重试出错的视频"), scale=1, elem_id="lab-retry")
         run_status = gr.Markdown(elem_id="lab-run-status")
 
-    gr.Markdown(f"### {'结果矩阵'}")
+    with gr.Accordion(t("管理运行"), open=False, elem_id="lab-manage"):
+        with gr.Row():
+            manage_dd = gr.Dropdown(choices=run_choices(state, include_hidden=True), value=None, label=t("要管理的运行"),
+                                    scale=4, elem_id="lab-manage-run")
+            new_name = gr.Textbox(label=t("新名称（留空 = 清除名称）"), scale=2, elem_id="lab-manage-name")
+            rename_btn = gr.Button(t("改名"), scale=0, elem_id="lab-manage-rename")
+        with gr.Row():
+            hide_btn = gr.Button(t("隐藏"), elem_id="lab-manage-hide")
+            unhide_btn = gr.Button(t("取消隐藏"), elem_id="lab-manage-unhide")
+            confirm = gr.Checkbox(label=t("确认删除（预测和评审一并删除，无法恢复）"), value=False, elem_id="lab-manage-confirm")
+            delete_btn = gr.Button(t("删除运行"), variant="stop", elem_id="lab-manage-delete")
+        manage_status = gr.Markdown(elem_id="lab-manage-status")
+
+    gr.Markdown("### " + t("结果矩阵"))
     runs_dd = gr.Dropdown(choices=run_choices(state, ls_default), value=default_runs(state, ls_default),
                           multiselect=True, label=t("显示的运行"), elem_id="lab-runs")
     matrix = gr.HTML(matrix_html(state, ls_default, default_runs(state, ls_default)), elem_id="lab-matrix",
@@ -510,16 +714,17 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                                    elem_id="lab-drill-raw")
         with gr.Row():
             with gr.Column():
-                mark = gr.Radio(choices=MARKS, value="agree", label=t("评审标记"), elem_id="lab-review-mark")
+                # no default: a preselected "agree" nudges reviewers
+                mark = gr.Radio(choices=MARKS, value=None, label=t("评审标记"), elem_id="lab-review-mark")
                 comment = gr.Textbox(label=t("评审意见"), lines=2, elem_id="lab-review-comment")
                 review_btn = gr.Button(t("保存评审"), elem_id="lab-review-save")
                 review_status = gr.Markdown(elem_id="lab-review-status")
                 reviews_view = gr.Markdown(elem_id="lab-reviews")
             with gr.Column():
-                gr.Markdown(f"**{'修正标签（另存为新标签集）'}** — 修正保存在新标签集 `<原标签集>+fix` 中，原标签集保持不变。")
+                gr.Markdown("**" + t("修正标签（另存为新标签集）") + "** — " + t("修正保存在新标签集 `<原标签集>+fix` 中，原标签集保持不变。"))
                 fix_kind = gr.Radio(choices=FIX_CHOICES, value="ghost_probing", label=t("正确的标签"),
                                     elem_id="lab-fix-kind")
-                fix_onset = gr.Textbox(label=t("出现时间 (s)"), placeholder="留空 = 未知", elem_id="lab-fix-onset")
+                fix_onset = gr.Textbox(label=t("出现时间 (s)"), placeholder=t("留空 = 未知"), elem_id="lab-fix-onset")
                 fix_note = gr.Textbox(label=t("备注"), elem_id="lab-fix-note")
                 fix_btn = gr.Button(t("保存标签修正"), elem_id="lab-fix-save")
                 fix_status = gr.Markdown(elem_id="lab-fix-status")
@@ -534,157 +739,259 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         cmp_out = gr.Markdown(elem_id="lab-compare")
 
     # -- handlers -----------------------------------------------------------------------------------
-    def fail(e: BaseException, what: str) -> str:
-        if not is_user_error(e):
+    def fail(e: BaseException | str, what: str, lang: str) -> str:
+        if isinstance(e, BaseException) and not is_user_error(e):
             log.exception("%s failed", what)
-        return status_md(user_message(e), ok=False)
+        return msg.error_md(e, lang)
 
-    def on_prompt(ref):
+    def on_prompt(ref, request: gr.Request = None):
+        lang = msg.lang_of(request)
         if not ref:
-            return "", diff_html("", "请选择一个提示词版本。"), "", "", "", "", ""
+            return "", diff_html("", msg.m("lab_pick_prompt", lang), lang), "", "", "", "", ""
         try:
-            return (*prompt_view(load_library(state), ref), gr.skip())
+            return (*prompt_view(load_library(state), ref, lang), gr.skip())
         except Exception as e:
-            return "", "", "", "", "", "", fail(e, "prompt view")
+            return "", "", "", "", "", "", fail(e, "prompt view", lang)
 
-    def on_refresh(ref, ls, selected):
+    def run_lists(ls: str | None, keep: list[str] | None, lang: str, select: str | None = None):
+        """Fresh choices for every run picker: shown runs, drill-down, compare, manage, resume."""
+        rc = run_choices(state, ls, lang)
+        ids = [v for _, v in rc]
+        sel = [r for r in (keep or []) if r in ids]
+        if select and select in ids:
+            sel = [select] + [r for r in sel if r != select]
+            sel = sel[:max(MATRIX_DEFAULT_RUNS, len(keep or []) + 1)]
+        sel = sel or default_runs(state, ls)
+        return (gr.update(choices=rc, value=sel), matrix_html(state, ls, sel, lang),
+                gr.update(choices=rc, value=select) if select else gr.update(choices=rc),
+                gr.update(choices=rc, value=select) if select else gr.update(choices=rc), gr.update(choices=rc),
+                gr.update(choices=run_choices(state, lang=lang, include_hidden=True)),
+                gr.update(choices=resumable_choices(state, lang)))
+
+    def on_refresh(ref, ls, selected, request: gr.Request = None):
+        lang = msg.lang_of(request)
         plib = load_library(state)
         choices = prompt_choices(plib)
         refs = [v for _, v in choices]
         ref = ref if ref in refs else default_prompt(plib)
-        problems = "；".join(plib.problems)
-        rc = run_choices(state, ls)
-        ids = [v for _, v in rc]
-        keep = [r for r in (selected or []) if r in ids] or default_runs(state, ls)
-        return (gr.update(choices=choices, value=ref), gr.update(choices=label_set_choices(state)),
-                gr.update(choices=rc, value=keep), matrix_html(state, ls, keep),
-                gr.update(choices=rc), gr.update(choices=rc), gr.update(choices=rc),
-                status_md(f"有提示词文件未能加载：{problems}", ok=False) if problems else "")
+        problems = "; ".join(plib.problems)
+        sets = label_set_choices(state, lang)
+        ls = ls if ls in [v for _, v in sets] else default_label_set(state)
+        return (gr.update(choices=choices, value=ref), gr.update(choices=sets, value=ls),
+                *run_lists(ls, selected, lang),
+                msg.status(msg.md("lab_prompt_problems", lang, p=problems), ok=False) if problems else "")
 
-    def on_save(ref, sys_txt, user_txt, fs_txt, notes_txt):
+    def on_save(ref, sys_txt, user_txt, fs_txt, notes_txt, request: gr.Request = None):
+        lang = msg.lang_of(request)
         try:
             plib = load_library(state)
             base = plib.get(ref)
             new = plib.save_new_version(base, system=sys_txt, user=user_txt, few_shot=fs_txt or "",
                                         notes=notes_txt or "", dir=prompt_save_dir(state))
         except Exception as e:
-            return gr.skip(), gr.skip(), gr.skip(), fail(e, "prompt save")
+            return gr.skip(), gr.skip(), gr.skip(), fail(e, "prompt save", lang)
         plib = load_library(state)
-        yaml_txt, d, *_ = prompt_view(plib, new.ref)
-        msg = f"已保存新版本 **{new.ref}**（父版本 {base.ref}，sha256 {new.short_hash}）到 `{new.source}`。"
-        return gr.update(choices=prompt_choices(plib), value=new.ref), yaml_txt, d, status_md(msg)
+        yaml_txt, d, *_ = prompt_view(plib, new.ref, lang)
+        text = msg.md("lab_saved", lang, n=new.ref, b=base.ref, h=new.short_hash)
+        return gr.update(choices=prompt_choices(plib), value=new.ref), yaml_txt, d, msg.status(text)
 
-    def on_label_set(ls):
-        rc = run_choices(state, ls)
+    def on_label_set(ls, request: gr.Request = None):
+        lang = msg.lang_of(request)
+        rc = run_choices(state, ls, lang)
         sel = default_runs(state, ls)
         vids = video_choices(state, ls)
-        return (gr.update(choices=vids, value=[]), gr.update(choices=rc, value=sel), matrix_html(state, ls, sel),
+        return (gr.update(choices=vids, value=[]), gr.update(choices=rc, value=sel), matrix_html(state, ls, sel, lang),
                 gr.update(choices=vids, value=None), gr.update(choices=rc, value=None), gr.update(choices=rc),
                 gr.update(choices=rc))
 
-    def on_runs(ls, selected):
+    def on_runs(ls, selected, request: gr.Request = None):
+        lang = msg.lang_of(request)
         try:
-            return matrix_html(state, ls, selected)
+            return matrix_html(state, ls, selected, lang)
         except Exception as e:
-            return f"<p>{html.escape(fail(e, 'matrix'))}</p>"
+            return f"<p>{html.escape(msg.error_text(e, lang))}</p>"
 
-    def on_run(ref, eng, ls, vids, selected, request: gr.Request, progress=gr.Progress()):
+    def buttons(enabled: bool):
+        return (gr.update(interactive=enabled),) * 3
+
+    def lock_ui():
+        return buttons(False)
+
+    def _evaluate(lang: str, progress, *, start: dict[str, Any] | None = None, resume: str | None = None,
+                  retry: bool = False):
+        """One evaluation through webapp.evaluation.run_eval, refused while another one runs on this server."""
         from webapp.evaluation import run_eval
 
-        key = getattr(request, "session_hash", None) or "default"
+        if not run_lock.acquire(blocking=False):
+            return msg.status(msg.md("lab_busy", lang, r=active.get("run") or "…"), ok=False), gr.skip()
         cancel = threading.Event()
-        cancels[key] = cancel
-        progress(0, desc="准备中…")
-
-        def cb(ev: dict[str, Any]) -> None:
-            if ev.get("event") == "start":
-                progress((ev.get("skipped", 0), ev.get("total")), desc=f"运行 {ev['run_id']}：{ev['total']} 个视频",
-                         unit="视频")
-            elif ev.get("event") == "video":
-                progress((ev["index"], ev["total"]), desc=f"{ev['video_id']}：{ev['status']}", unit="视频")
-
-        skip7 = (gr.skip(),) * 7
+        active.update(cancel=cancel, run=resume or "…")
         try:
-            if not ref:
-                raise R.RunError("Choose a prompt version first.")
-            if not eng:
-                raise R.RunError("Choose an engine first.")
-            if not ls:
-                raise R.RunError("Choose a label set first; accuracy needs labels.")
-            run = run_eval(state.store, engine_name=eng, label_set=ls, video_ids=list(vids or []) or None,
-                           prompt_ref=ref, progress=cb, cancel=cancel)
+            progress(0, desc=msg.m("lab_preparing", lang))
+
+            def cb(ev: dict[str, Any]) -> None:
+                if ev.get("event") == "start":
+                    active["run"] = ev["run_id"]
+                    progress((ev.get("skipped", 0), ev.get("total")),
+                             desc=msg.m("lab_prog_start", lang, r=ev["run_id"], n=ev["total"]), unit=msg.m("lab_unit", lang))
+                elif ev.get("event") == "video":
+                    progress((ev["index"], ev["total"]), desc=msg.m("lab_prog_video", lang, v=ev["video_id"], s=ev["status"]),
+                             unit=msg.m("lab_unit", lang))
+
+            if resume:
+                run = run_eval(state.store, resume=resume, retry_errors=retry, progress=cb, cancel=cancel)
+            else:
+                run = run_eval(state.store, progress=cb, cancel=cancel, **(start or {}))
+            row = R.get_run(state.store, str(run))
+            text = run_summary_md(run.summary, row.get("label_set"), lang, row)
+            ok = run.summary["status"] == "done" and not msg.coverage_counts(row)[2]
+            return msg.status(text, ok=ok), str(run)
         except Exception as e:
-            return (fail(e, "run"), *skip7)
+            return fail(e, "run", lang), gr.skip()
         finally:
-            cancels.pop(key, None)
-        rc = run_choices(state, ls)
-        ids = [v for _, v in rc]
-        sel = [str(run)] + [r for r in (selected or []) if r in ids and r != str(run)]
-        sel = sel[:max(MATRIX_DEFAULT_RUNS, len(selected or []) + 1)]
-        return (status_md(run_summary_md(run.summary, ls), ok=run.summary["status"] == "done"),
-                gr.update(choices=rc, value=sel), matrix_html(state, ls, sel), gr.update(choices=rc, value=str(run)),
-                gr.update(choices=rc), gr.update(choices=rc, value=str(run)), gr.update(), str(run))
+            active.update(cancel=None, run=None)
+            run_lock.release()
 
-    def on_cancel(request: gr.Request):
-        ev = cancels.get(getattr(request, "session_hash", None) or "default")
+    def on_run(ref, eng, ls, vids, name, request: gr.Request = None, progress=gr.Progress()):
+        lang = msg.lang_of(request)
+        for ok, key in ((eng, "lab_need_engine"), (ref or not takes_prompt(eng), "lab_need_prompt"), (ls, "lab_need_set")):
+            if not ok:
+                return msg.status(msg.m(key, lang), ok=False), gr.skip()
+        return _evaluate(lang, progress, start=dict(engine_name=eng, label_set=ls, video_ids=list(vids or []) or None,
+                                                    prompt_ref=ref if takes_prompt(eng) else None,
+                                                    name=(name or "").strip() or None))
+
+    def on_resume_any(rid, retry: bool, lang: str, progress):
+        if not rid:
+            return msg.status(msg.m("lab_need_resume", lang), ok=False), gr.skip()
+        try:
+            row = R.get_run(state.store, rid)
+        except Exception as e:
+            return fail(e, "resume", lang), gr.skip()
+        planned, scored, left = msg.coverage_counts(row)
+        errs = int(row.get("errors") or 0)
+        in_library = (planned or 0) - int(row.get("missing") or 0)
+        todo = max(in_library - int(row.get("predictions") or 0), 0) + (errs if retry else 0)
+        if not todo and row.get("status") not in ("cancelled", "failed", "running"):
+            extra = msg.m("lab_nothing_left_errs", lang, n=errs) if errs and not retry else ""
+            return msg.status(msg.md("lab_nothing_left", lang, r=row["run_id"], errs=extra), ok=False), gr.skip()
+        return _evaluate(lang, progress, resume=row["run_id"], retry=retry)
+
+    def on_resume(rid, request: gr.Request = None, progress=gr.Progress()):
+        return on_resume_any(rid, False, msg.lang_of(request), progress)
+
+    def on_retry(rid, request: gr.Request = None, progress=gr.Progress()):
+        return on_resume_any(rid, True, msg.lang_of(request), progress)
+
+    def after_run(ls, selected, rid, request: gr.Request = None):
+        lang = msg.lang_of(request)
+        return (*run_lists(ls, selected, lang, select=rid or None), *buttons(True))
+
+    def on_cancel(request: gr.Request = None):
+        lang = msg.lang_of(request)
+        ev = active.get("cancel")
         if ev is None:
-            return status_md("当前没有正在进行的运行。", ok=False)
+            return msg.status(msg.m("lab_no_active", lang), ok=False)
         ev.set()
-        return status_md("正在取消：进行中的视频完成后停止，已完成的预测都已保存。")
+        return msg.status(msg.m("lab_cancelling", lang))
 
-    def show(video_id, run_id):
+    # run housekeeping
+    def manage(action: str, rid, name, sure, ls, selected, lang: str):
+        try:
+            if not rid:
+                return (msg.status(msg.m("lab_need_manage", lang), ok=False), *(gr.skip(),) * 7, gr.skip())
+            if action == "rename":
+                row = RA.rename(state.store, rid, name or "")
+                text = msg.md("lab_renamed", lang, r=row["run_id"], n=row["name"]) if row.get("name") else \
+                    msg.md("lab_unnamed", lang, r=row["run_id"])
+            elif action in ("hide", "unhide"):
+                row = RA.set_hidden(state.store, rid, action == "hide")
+                text = msg.md("lab_hidden" if action == "hide" else "lab_unhidden", lang, r=row["run_id"])
+            else:
+                if not sure:
+                    return (msg.status(msg.m("lab_need_confirm", lang), ok=False), *(gr.skip(),) * 7, gr.skip())
+                deleted = RA.delete(state.store, rid)
+                text = msg.md("lab_deleted", lang, r=deleted)
+        except Exception as e:
+            return (fail(e, "manage runs", lang), *(gr.skip(),) * 7, gr.skip())
+        lists = run_lists(ls, selected, lang)
+        keep = None if action == "delete" else rid
+        manage_upd = gr.update(choices=run_choices(state, lang=lang, include_hidden=True), value=keep)
+        return (msg.status(text), *lists[:5], manage_upd, lists[6], False)
+
+    def on_rename(rid, name, ls, selected, request: gr.Request = None):
+        return manage("rename", rid, name, False, ls, selected, msg.lang_of(request))
+
+    def on_hide(rid, ls, selected, request: gr.Request = None):
+        return manage("hide", rid, None, False, ls, selected, msg.lang_of(request))
+
+    def on_unhide(rid, ls, selected, request: gr.Request = None):
+        return manage("unhide", rid, None, False, ls, selected, msg.lang_of(request))
+
+    def on_delete(rid, sure, ls, selected, request: gr.Request = None):
+        return manage("delete", rid, None, sure, ls, selected, msg.lang_of(request))
+
+    def show(video_id, run_id, lang: str = "zh"):
         empty = (None, "", "", "", "")
         if not video_id or not run_id:
-            return (*empty, status_md("请选择一个视频和一次运行（或点击矩阵中的单元格）。", ok=False))
+            return (*empty, msg.status(msg.m("lab_pick_cell", lang), ok=False))
         try:
             run = R.get_run(state.store, run_id)
             p = find_prediction(state, run["run_id"], video_id)
             lid = library_id(state, video_id)
             player, note = None, ""
             if lid is None:
-                note = f"视频 {video_id} 不在视频库中，无法播放。"
+                note = msg.md("lab_not_in_lib", lang, v=video_id)
             else:
                 try:
                     player = str(state.library.playable(lid))
                 except Exception as e:
-                    note = user_message(e)
-            raw = (p.get("raw") or "（空回答）") if p else ""
-            return (player, label_md(state, run.get("label_set"), video_id), verdict_md(p, run), raw,
-                    reviews_md(state, run["run_id"], p["video_id"]) if p else "",
-                    status_md(note, ok=False) if note else status_md(f"{video_id} · {run['run_id']}"))
+                    note = msg.escape_md(msg.error_text(e, lang))
+            raw = (p.get("raw") or msg.m("lab_empty_answer", lang)) if p else ""
+            return (player, label_md(state, run.get("label_set"), video_id, lang), verdict_md(p, run, lang), raw,
+                    reviews_md(state, run["run_id"], p["video_id"], lang) if p else "",
+                    msg.status(note, ok=False) if note else msg.status(msg.escape_md(f"{video_id} · {run['run_id']}")))
         except Exception as e:
-            return (*empty, fail(e, "drill-down"))
+            return (*empty, fail(e, "drill-down", lang))
 
-    def on_cell(evt: gr.EventData):
+    def on_show(video_id, run_id, request: gr.Request = None):
+        return show(video_id, run_id, msg.lang_of(request))
+
+    def on_cell(evt: gr.EventData, request: gr.Request = None):
         data = getattr(evt, "_data", None) or {}
         v, r = data.get("video"), data.get("run")
         if not v or not r:
-            return (gr.skip(),) * 8
-        return (v, r, *show(v, r))
+            return (gr.skip(),) * 9
+        return (v, r, *show(v, r, msg.lang_of(request)), None)
 
-    def on_review(video_id, run_id, m, c, request: gr.Request):
+    def on_review(video_id, run_id, m, c, request: gr.Request = None):
+        lang = msg.lang_of(request)
         try:
             if not video_id or not run_id:
-                raise R.RunError("Pick a video and a run first.")
+                return msg.status(msg.m("lab_need_video_run", lang), ok=False), gr.skip(), gr.skip(), gr.skip()
+            if not m:
+                return msg.status(msg.m("lab_need_mark", lang), ok=False), gr.skip(), gr.skip(), gr.skip()
             p = find_prediction(state, run_id, video_id)
             if p is None:
                 raise R.RunError(f"Run {run_id} has no prediction for {video_id}.")
             R.add_review(state.store, run_id, p["video_id"], m, (c or "").strip() or None,
                          getattr(request, "username", None))
         except Exception as e:
-            return fail(e, "review"), gr.skip(), gr.skip()
-        return status_md(f"已记录评审：{m}（{p['video_id']} · {run_id}）"), reviews_md(state, run_id, p["video_id"]), ""
+            return fail(e, "review", lang), gr.skip(), gr.skip(), gr.skip()
+        text = msg.md("lab_reviewed", lang, m=MARK_NAMES[msg.norm(lang)].get(m, m), v=p["video_id"], r=run_id)
+        return msg.status(text), reviews_md(state, run_id, p["video_id"], lang), "", None
 
-    def on_fix(video_id, run_id, ls, kind, onset, note):
+    def on_fix(video_id, run_id, ls, kind, onset, note, request: gr.Request = None):
+        lang = msg.lang_of(request)
         try:
             if not video_id:
-                raise lab.LabelError("Pick a video first.")
+                return msg.status(msg.m("lab_need_video", lang), ok=False), gr.skip(), gr.skip()
             parent = None
             if run_id:
                 parent = R.get_run(state.store, run_id).get("label_set")
             parent = parent or ls
             if not parent:
-                raise lab.LabelError("Choose the label set to correct first.")
+                return msg.status(msg.m("lab_need_fix_set", lang), ok=False), gr.skip(), gr.skip()
             key = lab.video_key(video_id)
             rows = [r for r in lab.list_labels(state.store, parent) if lab.video_key(r["video_id"]) == key]
             vid = rows[0]["video_id"] if rows else video_id
@@ -693,22 +1000,26 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                 try:
                     onset_s = float(str(onset).strip().rstrip("sS"))
                 except ValueError:
-                    raise lab.LabelError(f"Onset must be a number of seconds such as 2.5, not '{onset}'.") from None
+                    return msg.status(msg.md("lab_bad_onset", lang, v=onset), ok=False), gr.skip(), gr.skip()
             target = lab.save_correction(state.store, parent, vid, kind == "ghost_probing", kind=kind,
                                          onset_s=onset_s, note=(note or "").strip() or None)
         except Exception as e:
-            return fail(e, "label correction"), gr.skip(), gr.skip()
-        msg = (f"已把 {vid} 的修正保存到新标签集 **{target}**；原标签集 **{parent}** 保持不变。"
-               f"在上方选择 {target} 可以按修正后的标签查看和运行。")
-        return status_md(msg), label_md(state, target, vid), gr.update(choices=label_set_choices(state))
+            return fail(e, "label correction", lang), gr.skip(), gr.skip()
+        text = msg.md("lab_fixed", lang, v=vid, t=target, p=parent)
+        return msg.status(text), label_md(state, target, vid, lang), gr.update(choices=label_set_choices(state, lang))
 
-    def on_compare(a, b, policy, ls):
+    def on_compare(a, b, policy, ls, request: gr.Request = None):
+        lang = msg.lang_of(request)
         try:
             if not a or not b:
-                raise R.RunError("Pick two runs to compare.")
-            return compare_md(M.compare_runs(state.store, a, b, policy=policy, label_set=ls or None))
+                return msg.status(msg.m("lab_need_two", lang), ok=False)
+            cov = {}
+            for rid in (a, b):
+                row = R.get_run(state.store, rid)
+                cov[row["run_id"]] = msg.coverage(row, lang)
+            return compare_md(M.compare_runs(state.store, a, b, policy=policy, label_set=ls or None), lang, cov)
         except Exception as e:
-            return fail(e, "compare")
+            return fail(e, "compare", lang)
 
     # -- API endpoints ------------------------------------------------------------------------------
     def run_eval_api(label_set: str, engine: str = "baseline", prompt: str = "",
@@ -716,9 +1027,21 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         """Run a prompt version (id, id@version or hash prefix; empty = the detect default) with an engine on a
         label set (or a subset of its videos) and return the run id."""
         from webapp.evaluation import run_eval
+        from webapp.state import raise_user_error
 
-        return str(run_eval(state.store, engine_name=engine, label_set=label_set or None,
-                            video_ids=list(video_ids or []) or None, prompt_ref=prompt or None))
+        if not run_lock.acquire(blocking=False):
+            raise gr.Error(msg.m("lab_busy", "en", r=active.get("run") or "…"))
+        cancel = threading.Event()
+        active.update(cancel=cancel, run="…")
+        try:
+            return str(run_eval(state.store, engine_name=engine, label_set=label_set or None,
+                                video_ids=list(video_ids or []) or None, prompt_ref=prompt or None, cancel=cancel))
+        except Exception as e:
+            raise_user_error(e, log, "run_eval_api")
+            raise
+        finally:
+            active.update(cancel=None, run=None)
+            run_lock.release()
 
     def prompt_versions() -> list[dict]:
         """Every detect prompt version: ref, title, parent, sha256."""
@@ -735,10 +1058,9 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     def lab_matrix(label_set: str, run_ids: list[str]) -> list[dict]:
         """The matrix as rows: video_id, label, and per run the cell class (right/wrong/unparsed/error/missing)."""
         labels = lab.list_labels(state.store, label_set)
-        by_run = {rid: {lab.video_key(p["video_id"]): p for p in R.predictions(state.store, rid)} for rid in run_ids}
-        return [{"video_id": lr["video_id"], "label": lab.label_badge(lr),
-                 **{rid: classify(by_run[rid].get(lab.video_key(lr["video_id"])), True) for rid in run_ids}}
-                for lr in labels]
+        runs = [{"run_id": rid} for rid in run_ids]
+        preds = {rid: R.predictions(state.store, rid) for rid in run_ids}
+        return MX.as_records(MX.build(labels, runs, preds, key=lab.video_key), lab.label_badge)
 
     gr.api(run_eval_api, api_name="run_eval_api")
     gr.api(prompt_versions, api_name="prompt_versions")
@@ -747,45 +1069,59 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
 
     # -- wiring -------------------------------------------------------------------------------------
     view_outs = [yaml_view, diff_view, system, user, few_shot, notes, save_status]
+    list_outs = [runs_dd, matrix, d_run, cmp_a, cmp_b, manage_dd, resume_dd]
     prompt_dd.change(on_prompt, [prompt_dd], view_outs)
-    refresh.click(on_refresh, [prompt_dd, label_set, runs_dd],
-                  [prompt_dd, label_set, runs_dd, matrix, d_run, cmp_a, cmp_b, save_status])
+    refresh.click(on_refresh, [prompt_dd, label_set, runs_dd], [prompt_dd, label_set, *list_outs, save_status])
     save.click(on_save, [prompt_dd, system, user, few_shot, notes], [prompt_dd, yaml_view, diff_view, save_status])
     label_set.change(on_label_set, [label_set], [videos, runs_dd, matrix, d_video, d_run, cmp_a, cmp_b])
-    runs_dd.change(on_runs, [label_set, runs_dd], [matrix])
-    run_btn.click(on_run, [prompt_dd, engine, label_set, videos, runs_dd],
-                  [run_status, runs_dd, matrix, d_run, cmp_a, cmp_b, d_video, last_run])
+    runs_dd.change(on_runs, [label_set, runs_dd], [matrix], show_progress="hidden")
+    run_buttons = [run_btn, resume_btn, retry_btn]
+    # The buttons go grey in the browser at once (js) and on the server's answer; the server also refuses a
+    # second run while one is going (run_lock), whichever browser asks. Progress is drawn in the Run box only.
+    for btn, fn, inputs in ((run_btn, on_run, [prompt_dd, engine, label_set, videos, run_name]),
+                            (resume_btn, on_resume, [resume_dd]), (retry_btn, on_retry, [resume_dd])):
+        btn.click(lock_ui, None, run_buttons, js=RUN_BTN_JS, queue=False, trigger_mode="once").then(
+            fn, inputs, [run_status, last_run], show_progress_on=[run_status]).then(
+            after_run, [label_set, runs_dd, last_run], [*list_outs, *run_buttons], show_progress="hidden")
     cancel_btn.click(on_cancel, None, [run_status], queue=False)
+    manage_outs = [manage_status, runs_dd, matrix, d_run, cmp_a, cmp_b, manage_dd, resume_dd, confirm]
+    rename_btn.click(on_rename, [manage_dd, new_name, label_set, runs_dd], manage_outs)
+    hide_btn.click(on_hide, [manage_dd, label_set, runs_dd], manage_outs)
+    unhide_btn.click(on_unhide, [manage_dd, label_set, runs_dd], manage_outs)
+    delete_btn.click(on_delete, [manage_dd, confirm, label_set, runs_dd], manage_outs)
     drill_outs = [d_player, d_label, d_verdict, d_raw, reviews_view, d_status]
-    d_show.click(show, [d_video, d_run], drill_outs)
-    matrix.click(on_cell, None, [d_video, d_run, *drill_outs])
-    review_btn.click(on_review, [d_video, d_run, mark, comment], [review_status, reviews_view, comment])
+    d_show.click(on_show, [d_video, d_run], drill_outs)
+    matrix.click(on_cell, None, [d_video, d_run, *drill_outs, mark])
+    review_btn.click(on_review, [d_video, d_run, mark, comment], [review_status, reviews_view, comment, mark])
     fix_btn.click(on_fix, [d_video, d_run, label_set, fix_kind, fix_onset, fix_note], [fix_status, d_label, label_set])
     cmp_btn.click(on_compare, [cmp_a, cmp_b, cmp_policy, label_set], [cmp_out])
 
-    def on_page_load(ref, ls):
-        """A fresh page shows what the store holds now (runs made elsewhere, new label sets, new versions)."""
+    def on_page_load(ref, ls, request: gr.Request = None):
+        """A fresh page shows what the store holds now (runs made elsewhere, new label sets, new versions), in the
+        browser's language, with the label set used last and the Run button off while a run is going."""
+        lang = msg.lang_of(request)
         plib = load_library(state)
         choices = prompt_choices(plib)
         refs = [v for _, v in choices]
         ref = ref if ref in refs else default_prompt(plib)
-        sets = label_set_choices(state)
-        ls = ls if ls in [v for _, v in sets] else default_label_set(state)
-        rc = run_choices(state, ls)
-        sel = default_runs(state, ls)
+        sets = label_set_choices(state, lang)
+        ls = default_label_set(state)
         vids = video_choices(state, ls)
         try:
-            view = prompt_view(plib, ref) if ref else ("", "", "", "", "", "")
+            view = prompt_view(plib, ref, lang) if ref else ("", "", "", "", "", "")
         except Exception as e:
             view = ("", "", "", "", "", "")
             log.warning("prompt view failed: %s", e)
+        ec, ev = engine_choices(state.config.default_engine or "baseline", lang)
+        busy = run_lock.locked()
         return (gr.update(choices=choices, value=ref), *view, gr.update(choices=sets, value=ls),
-                gr.update(choices=vids), gr.update(choices=rc, value=sel), matrix_html(state, ls, sel),
-                gr.update(choices=vids), gr.update(choices=rc), gr.update(choices=rc), gr.update(choices=rc))
+                gr.update(choices=vids), *run_lists(ls, None, lang), gr.update(choices=vids),
+                gr.update(choices=ec, value=ev), *buttons(not busy),
+                f"<small>{msg.md('lab_save_where', lang, d=prompt_save_dir(state))}</small>")
 
     on_load(on_page_load, [prompt_dd, label_set],
-            [prompt_dd, yaml_view, diff_view, system, user, few_shot, notes, label_set, videos, runs_dd, matrix,
-             d_video, d_run, cmp_a, cmp_b])
+            [prompt_dd, yaml_view, diff_view, system, user, few_shot, notes, label_set, videos, *list_outs,
+             d_video, engine, *run_buttons, save_where])
     return {"prompt": prompt_dd, "label_set": label_set, "runs": runs_dd, "matrix": matrix, "last_run": last_run}
 
 

@@ -22,11 +22,16 @@ from reports import export as X
 from reports import figures as F
 from reports import metrics as M
 from reports.runs import RunError
+from webapp import messages as msg
+from webapp.commands import runs_admin as RA
 from webapp.i18n import add_translations, t
-from webapp.state import AppState, is_user_error, status_md, user_message
+from webapp.state import AppState, is_user_error
 
 log = logging.getLogger(__name__)
 
+PRICE_HELP_ZH = ("运行的 `location`（如 `local-cpu`、`azure:Standard_NC24s_v3:eastus`、`openai:gpt-4o`）对应这里的一行。"
+                      "按小时计价：测得的模型时间 × 单价；按 token 计价：测得的 token 数 × 单价。没有价格或没有测得的时间/token 时，"
+                      "成本显示为“未知”。改过的行标记为人工修改，不会被内置目录覆盖。")
 add_translations({
     "引擎筛选": "Engine",
     "模型筛选": "Model",
@@ -34,6 +39,8 @@ add_translations({
     "标签集筛选": "Label set",
     "状态筛选": "Status",
     "搜索运行": "Search runs",
+    "run id / 名称 / 模型": "run id / name / model",
+    "显示已隐藏的运行": "Show hidden runs",
     "运行列表": "Runs",
     "选中的运行": "Selected run",
     "指标": "Metrics",
@@ -42,41 +49,134 @@ add_translations({
     "保存价格": "Save prices",
     "导出": "Export",
     "导出范围": "Export scope",
+    "导出语言": "Export language",
+    "筛选出的全部运行": "All filtered runs",
     "生成导出文件": "Build export files",
     "下载 HTML 报告": "Download HTML report",
     "下载 Markdown 摘要": "Download Markdown summary",
     "CSV / Parquet 表格": "CSV / Parquet tables",
+    "中文": "Chinese",
+    "英文": "English",
+    "点击一行查看该运行；所有比例都带 95% 区间和 n；覆盖率 = 已评分/计划评测的视频；成本没有测得或没有价格时显示“未知”，不是 0。":
+        "Click a row to see that run; every proportion has its 95% interval and n; coverage = scored / planned videos; "
+        "a cost nobody measured or priced shows as unknown, not 0.",
+    PRICE_HELP_ZH:
+        "A run's `location` (such as `local-cpu`, `azure:Standard_NC24s_v3:eastus`, `openai:gpt-4o`) matches one row "
+        "here. Hourly prices: measured model time × price; token prices: measured tokens × price. Without a price or "
+        "without measured time/tokens the cost shows as unknown. Edited rows are marked as edited by a person and "
+        "are never overwritten by the built-in catalogue.",
 })
+
+msg.add_messages({
+    "rep_cols": {"zh": "运行 run|名称|引擎|模型|提示词|标签集|状态|覆盖率（已评分/计划）|n|准确率 [95% CI]（未解析计为错误）|"
+                       "准确率 [95% CI]（未解析不计入）|平衡准确率 [95% CI]|F1 [95% CI]|未解析|出错|延迟 p50 / p95 (s)|成本/视频|创建时间",
+                 "en": "run|name|engine|model|prompt|label set|status|coverage (scored/planned)|n|"
+                       "accuracy [95% CI] (unparsed counted wrong)|accuracy [95% CI] (unparsed left out)|"
+                       "balanced accuracy [95% CI]|F1 [95% CI]|unparsed|errors|latency p50 / p95 (s)|cost / video|created"},
+    "rep_all": {"zh": "全部", "en": "All"}, "rep_none_opt": {"zh": "（无）", "en": "(none)"},
+    "rep_na": {"zh": "无法计算 (n/a)", "en": "n/a"},
+    "rep_unknown": {"zh": "未知", "en": "unknown"},
+    "rep_cached": {"zh": "（全部缓存，无模型调用）", "en": " (all cached, no model call)"},
+    "rep_no_runs": {"zh": "还没有运行：在“提示词实验室”里运行一个提示词版本，或用 `ghostprobe eval`。",
+                    "en": "No runs yet: run a prompt version in the Prompt Lab, or use `ghostprobe eval`."},
+    "rep_no_match": {"zh": "没有符合筛选条件的运行（共 {n} 次运行）：放宽筛选条件或清空搜索。",
+                     "en": "No run matches the filters ({n} runs in all): loosen the filters or clear the search."},
+    "rep_count": {"zh": "{n} 次运行{hidden}。", "en": "{n} runs{hidden}."},
+    "rep_hidden_note": {"zh": "（另有 {h} 次已隐藏）", "en": " ({h} more hidden)"},
+    "rep_rule": {"zh": "**决策规则**（种子项目）：准确率 ≥ 80% → 部署；60–80% → 改进提示词或换更大的模型；"
+                       "< 60% → 收集标注数据并微调。这里按 **95% 区间** 判断，而不是按点估计：只有整个区间落在同一档时才下结论。",
+                 "en": "**Decision rule** (seed project): accuracy ≥ 80% → deploy; 60–80% → improve the prompts or use a "
+                       "larger model; < 60% → collect labelled data and fine-tune. Decided on the **95% interval**, not the "
+                       "point estimate: a conclusion only when the whole interval lies in one band."},
+    "rep_band_deploy": {"zh": "≥ 80%：部署", "en": "≥ 80%: deploy"},
+    "rep_band_improve": {"zh": "60–80%：改进提示词或换更大的模型", "en": "60–80%: improve the prompts or use a larger model"},
+    "rep_band_collect": {"zh": "< 60%：收集标注数据并微调", "en": "< 60%: collect labelled data and fine-tune"},
+    "rep_in_band": {"zh": "整个区间落在 {b}。", "en": "The whole interval lies in {b}."},
+    "rep_spans": {"zh": "区间跨越 {b} 几档，无法决定：需要更多标注视频。", "en": "The interval spans {b}: undecided, more labelled videos are needed."},
+    "rep_no_scored": {"zh": "没有已评分的视频，无法决定。", "en": "No scored videos, so nothing can be decided."},
+    "rep_measured": {"zh": "测得准确率 {a}（标签集 {s}，n={n}，未解析/出错计为错误；覆盖率 {cov}）。",
+                     "en": "Measured accuracy {a} (label set {s}, n={n}, unparsed/errors counted wrong; coverage {cov})."},
+    "rep_verdict": {"zh": "**结论**：{v}", "en": "**Conclusion**: {v}"},
+    "rep_cost_known": {"zh": "{total} 共计，{per}/视频（{calls} 次模型调用，{cached} 个缓存命中，按 {basis} 计价）",
+                       "en": "{total} in all, {per} per video ({calls} model calls, {cached} cache hits, priced {basis})"},
+    "rep_cost_unknown": {"zh": "未知：{why}", "en": "unknown: {why}"},
+    "rep_no_price": {"zh": "没有价格", "en": "no price"},
+    "rep_lat_none": {"zh": "未知（没有测得的延迟）", "en": "unknown (no measured latency)"},
+    "rep_lat": {"zh": "p50 {p50:.2f} s，p95 {p95:.2f} s，平均 {mean:.2f} s（n={n}）", "en": "p50 {p50:.2f} s, p95 {p95:.2f} s, mean {mean:.2f} s (n={n})"},
+    "rep_auroc_none": {"zh": "无法计算（带置信度的已解析回答 n={n}，或只有一类标签）", "en": "n/a (parsed answers with a confidence n={n}, or one class only)"},
+    "rep_onset": {"zh": "中位误差 {med:.2f} s，1 s 以内 {w}（n={n}）", "en": "median error {med:.2f} s, within 1 s {w} (n={n})"},
+    "rep_onset_none": {"zh": "无（没有同时给出标注和预测出现时间的鬼探头视频）", "en": "none (no ghost-probing video with both a labelled and a predicted onset)"},
+    "rep_run_head": {"zh": "### 运行 {r}{name}", "en": "### Run {r}{name}"},
+    "rep_run_line": {"zh": "引擎 **{e}**{model} · 提示词 **{p}** · 标签集 **{s}**{size} · 覆盖率 **{cov}** · 状态 {st} · 位置 {loc}",
+                     "en": "engine **{e}**{model} · prompt **{p}** · label set **{s}**{size} · coverage **{cov}** · status {st} · location {loc}"},
+    "rep_model": {"zh": " · 模型 {m}", "en": " · model {m}"},
+    "rep_size": {"zh": "（{n} 个视频{miss}）", "en": " ({n} videos{miss})"},
+    "rep_size_missing": {"zh": "，{n} 个不在视频库中", "en": ", {n} not in the library"},
+    "rep_table_head": {"zh": "| 指标（95% 区间） | 未解析/出错计为错误 (n={a}) | 未解析/出错不计入 (n={b}) |",
+                       "en": "| Metric (95% interval) | unparsed/errors counted wrong (n={a}) | unparsed/errors left out (n={b}) |"},
+    "rep_m_acc": {"zh": "准确率 accuracy", "en": "accuracy"}, "rep_m_bal": {"zh": "平衡准确率 balanced accuracy", "en": "balanced accuracy"},
+    "rep_m_prec": {"zh": "精确率 precision", "en": "precision"}, "rep_m_rec": {"zh": "召回率 recall", "en": "recall"},
+    "rep_m_spec": {"zh": "特异度 specificity", "en": "specificity"},
+    "rep_counts": {"zh": "- 未解析 **{u}**，出错 **{e}**，无标签 {l}（未解析的回答从不计为“否”）",
+                   "en": "- unparsed **{u}**, errors **{e}**, unlabelled {l} (an unparsed answer is never a no)"},
+    "rep_bullet": {"zh": "- {k}：{v}", "en": "- {k}: {v}"},
+    "rep_k_auroc": {"zh": "AUROC", "en": "AUROC"}, "rep_k_onset": {"zh": "出现时间", "en": "onset"},
+    "rep_k_lat": {"zh": "延迟", "en": "latency"}, "rep_k_cost": {"zh": "成本", "en": "cost"},
+    "rep_ci": {"zh": "- 区间方法：比例用 {a}；平衡准确率用 {b}；F1 用 {c}", "en": "- interval methods: proportions {a}; balanced accuracy {b}; F1 {c}"},
+    "rep_no_roc": {"zh": "该运行没有可画 ROC/PR 的回答（带置信度的已解析回答 n={n}，或只有一类标签），所以不画。",
+                   "en": "This run has no answers to draw ROC/PR from (parsed answers with a confidence n={n}, or one class only), so none is drawn."},
+    "rep_versions_title": {"zh": "按提示词版本：准确率、F1、平衡准确率（95% 区间；标签集 {s}；每格取最新完成的运行）",
+                           "en": "By prompt version: accuracy, F1, balanced accuracy (95% intervals; label set {s}; the latest finished run per cell)"},
+    "rep_all_sets": {"zh": "全部", "en": "all"},
+    "rep_conf_cw": {"zh": "{r} · 未解析计为错误", "en": "{r} · unparsed counted wrong"},
+    "rep_conf_ex": {"zh": "{r} · 未解析不计入", "en": "{r} · unparsed left out"},
+    "rep_pick_run": {"zh": "请选择要导出的运行，或导出筛选出的全部运行。", "en": "Select a run to export, or export the filtered runs."},
+    "rep_nothing": {"zh": "没有符合筛选条件的运行，没有可导出的内容。", "en": "No run matches the filters, so there is nothing to export."},
+    "rep_exported": {"zh": "已生成导出文件（{n} 次运行，{lang}）：HTML 报告可离线打开，另有 Markdown 摘要和 runs / predictions 的 CSV、Parquet。",
+                     "en": "Export files are ready ({n} runs, {lang}): an HTML report that opens offline, a Markdown summary, and CSV and Parquet of runs and predictions."},
+    "rep_lang_zh": {"zh": "中文", "en": "Chinese"}, "rep_lang_en": {"zh": "英文", "en": "English"},
+    "rep_prices_saved": {"zh": "已保存 {n} 行价格：{rows}。", "en": "Saved {n} price rows: {rows}."},
+    "rep_prices_same": {"zh": "价格没有改动。", "en": "No price changed."},
+    "rep_added": {"zh": "（新增）", "en": " (new)"},
+})
+msg.add_error_translations([
+    (r"Row (?P<n>\d+) \((?P<k>.*)\): a price needs a provider and a SKU\.", "第 {n} 行（{k}）：价格需要 provider 和 SKU。"),
+    (r"Row (?P<n>\d+) \((?P<k>.*)\): (?P<c>\w+) must be a number, not '(?P<v>.*)'\.", "第 {n} 行（{k}）：{c} 必须是数字，而不是“{v}”。"),
+    (r"Row (?P<n>\d+) \((?P<k>.*)\): as_of must be a date such as 2026-11-21, not '(?P<v>.*)'\.",
+     "第 {n} 行（{k}）：as_of 必须是日期（例如 2026-11-21），而不是“{v}”。"),
+])
 
 ALL = ""
 NONE = "∅"
 CHART_RUNS = 12  # runs drawn in the cost chart
-STATUS_NAMES = {"running": "进行中", "done": "完成", "cancelled": "已取消", "failed": "失败", "imported": "导入"}
-BAND_ZH = {"deploy": "≥ 80%：部署", "improve": "60–80%：改进提示词或换更大的模型",
-           "collect": "< 60%：收集标注数据并微调"}
-RUN_COLUMNS = ["运行 run", "名称", "引擎", "模型", "提示词", "标签集", "状态", "n",
-               "准确率 [95% CI]（未解析计为错误）", "准确率 [95% CI]（未解析不计入）", "平衡准确率 [95% CI]",
-               "F1 [95% CI]", "未解析", "出错", "延迟 p50 / p95 (s)", "成本/视频", "创建时间"]
+BANDS = ("deploy", "improve", "collect")
 PRICE_COLUMNS = ["provider", "sku", "region", "gpus", "gpu_type", "usd_per_hour", "usd_per_1m_input_tokens",
                  "usd_per_1m_output_tokens", "source", "as_of", "notes"]
 PRICE_TYPES = ["str", "str", "str", "number", "str", "number", "number", "number", "str", "str", "str"]
 
 
+def run_columns(lang: str = "zh") -> list[str]:
+    return msg.m("rep_cols", lang).split("|")
+
+
+RUN_COLUMNS = run_columns("zh")
+
+
 # -- formatting (display only; every figure comes from reports.metrics / reports.costs) --------------
-def pct_ci(v: float | None, ci: list[float] | None) -> str:
+def pct_ci(v: float | None, ci: list[float] | None, lang: str = "zh") -> str:
     if v is None:
-        return "无法计算 (n/a)"
+        return msg.m("rep_na", lang)
     s = f"{100 * v:.0f}%"
     return s + (f" [{100 * ci[0]:.0f}–{100 * ci[1]:.0f}%]" if ci else "")
 
 
-def usd(c: dict[str, Any] | None, key: str = "usd_per_video") -> str:
-    """A measured cost, or 未知 (unknown) — never 0 for a cost nobody measured."""
+def usd(c: dict[str, Any] | None, key: str = "usd_per_video", lang: str = "zh") -> str:
+    """A measured cost, or 未知 / unknown — never 0 for a cost nobody measured."""
     if not c:
-        return "未知 unknown"
+        return msg.m("rep_unknown", lang)
     if c.get(key) is not None:
-        return f"${c[key]:.4f}" + ("（全部缓存，无模型调用）" if c.get("basis") == "cached" else "")
-    return "未知 unknown"
+        return f"${c[key]:.4f}" + (msg.m("rep_cached", lang) if c.get("basis") == "cached" else "")
+    return msg.m("rep_unknown", lang)
 
 
 def prompt_ref(r: dict[str, Any]) -> str:
@@ -88,23 +188,39 @@ def _opt(v: Any) -> str:
 
 
 # -- data -------------------------------------------------------------------------------------------------
-def filter_choices(overview: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
+def filter_choices(overview: list[dict[str, Any]], lang: str = "zh") -> dict[str, list[tuple[str, str]]]:
     def ch(values, show=lambda v: v):
         vals = sorted({_opt(v) for v in values})
-        return [("全部", ALL)] + [("（无）" if v == NONE else show(v), v) for v in vals]
+        return [(msg.m("rep_all", lang), ALL)] + [(msg.m("rep_none_opt", lang) if v == NONE else show(v), v) for v in vals]
 
     return {
         "engine": ch(r.get("engine") for r in overview),
         "model": ch(r.get("model") for r in overview),
         "prompt": ch(prompt_ref(r) if r.get("prompt_id") else None for r in overview),
         "label_set": ch(r.get("label_set") for r in overview),
-        "status": ch((r.get("status") for r in overview), lambda v: f"{STATUS_NAMES.get(v, v)} {v}"),
+        "status": ch((r.get("status") for r in overview),
+                     lambda v: f"{msg.status_name(v, lang)} {v}" if lang == "zh" else v),
     }
 
 
+def with_coverage(state: AppState, rows: list[dict[str, Any]], include_hidden: bool = False) -> list[dict[str, Any]]:
+    """Overview rows joined with reports.runs' coverage (planned, scored, not_predicted, missing) and hidden flag;
+    hidden runs left out unless asked for."""
+    listed = {r["run_id"]: r for r in RA.list_runs(state.store, include_hidden=True)}
+    out = []
+    for r in rows:
+        f = listed.get(r["run_id"], {})
+        if f.get("hidden") and not include_hidden:
+            continue
+        out.append({**r, **{k: f.get(k) for k in ("planned", "scored", "errored", "not_predicted", "hidden",
+                                                  "predictions", "status") if k in f},
+                    "missing": f.get("missing", r.get("missing"))})
+    return out
+
+
 def filtered(state: AppState, engine: str = ALL, model: str = ALL, prompt: str = ALL, label_set: str = ALL,
-             status: str = ALL, search: str = "") -> list[dict[str, Any]]:
-    rows = M.runs_overview(state.store)
+             status: str = ALL, search: str = "", include_hidden: bool = False) -> list[dict[str, Any]]:
+    rows = with_coverage(state, M.runs_overview(state.store), include_hidden)
     want = {"engine": engine, "model": model, "label_set": label_set, "status": status}
     out = []
     needle = (search or "").strip().lower()
@@ -119,130 +235,139 @@ def filtered(state: AppState, engine: str = ALL, model: str = ALL, prompt: str =
     return out
 
 
-def runs_table(state: AppState, rows: list[dict[str, Any]]) -> list[list[Any]]:
+def runs_table(state: AppState, rows: list[dict[str, Any]], lang: str = "zh"):
+    import pandas as pd
+
     costs = C.runs_costs(state.store, [r["run_id"] for r in rows]) if rows else {}
     table = []
     for r in rows:
         both = r["metrics_both_ways"]
         ex = both["excluded"]
         lat = r["latency_s"]
-        lat_txt = "未知" if lat.get("p50") is None else f"{lat['p50']:.2f} / {lat['p95']:.2f} (n={lat['n']})"
+        lat_txt = msg.m("rep_unknown", lang) if lat.get("p50") is None else             f"{lat['p50']:.2f} / {lat['p95']:.2f} (n={lat['n']})"
         table.append([
             r["run_id"], r.get("name") or "", r.get("engine") or "", r.get("model") or "", prompt_ref(r),
-            r.get("label_set") or "—", r.get("status") or "", r["n"],
-            pct_ci(r["accuracy"], r["accuracy_ci"]), pct_ci(ex["accuracy"], ex["accuracy_ci"]) + f" n={ex['n']}",
-            pct_ci(r["balanced_accuracy"], r["balanced_accuracy_ci"]), pct_ci(r["f1"], r["f1_ci"]),
-            r["unparsed"], r["errors"], lat_txt, usd(costs.get(r["run_id"])),
+            r.get("label_set") or "—", msg.run_status(r, lang) + (msg.m("hidden_tag", lang) if r.get("hidden") else ""),
+            msg.coverage(r, lang), r["n"],
+            pct_ci(r["accuracy"], r["accuracy_ci"], lang), pct_ci(ex["accuracy"], ex["accuracy_ci"], lang) + f" n={ex['n']}",
+            pct_ci(r["balanced_accuracy"], r["balanced_accuracy_ci"], lang), pct_ci(r["f1"], r["f1_ci"], lang),
+            r["unparsed"], r["errors"], lat_txt, usd(costs.get(r["run_id"]), lang=lang),
             str(r.get("created_at") or "")[:19],
         ])
-    return table
+    return pd.DataFrame(table, columns=run_columns(lang))
 
 
 def run_choices(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(f"{r['run_id']} · {r.get('engine')} · {prompt_ref(r)} · {r.get('label_set') or '—'}", r["run_id"])
-            for r in rows]
+    out = []
+    for r in rows:
+        planned, scored, _ = msg.coverage_counts(r)
+        cov = f" · {scored}/{planned}" if planned is not None else ""
+        out.append((f"{r['run_id']} · {r.get('engine')} · {prompt_ref(r)} · {r.get('label_set') or '—'}{cov}", r["run_id"]))
+    return out
 
 
-def decision_md(m: dict[str, Any]) -> str:
-    d = X.decide(m.get("accuracy"), m.get("accuracy_ci"), m.get("n") or 0, m.get("label_set"))
-    rule = ("**决策规则**（种子项目）：准确率 ≥ 80% → 部署；60–80% → 改进提示词或换更大的模型；"
-            "< 60% → 收集标注数据并微调。这里按 **95% 区间** 判断，而不是按点估计：只有整个区间落在同一档时才下结论。")
+def decision_md(m: dict[str, Any], lang: str = "zh") -> str:
+    d = X.decide(m.get("accuracy"), m.get("accuracy_ci"), m.get("n") or 0, m.get("label_set"), lang=lang)
     if d["decision"]:
-        verdict = f"整个区间落在 {BAND_ZH[d['decision']]}。"
+        verdict = msg.m("rep_in_band", lang, b=msg.m(f"rep_band_{d['decision']}", lang))
     elif d["bands"]:
-        verdict = ("区间跨越 " + "、".join(BAND_ZH[b].split("：")[0] for b in d["bands"])
-                   + " 几档，无法决定：需要更多标注视频。")
+        sep = "、" if lang == "zh" else ", "
+        verdict = msg.m("rep_spans", lang, b=sep.join(msg.m(f"rep_band_{b}", lang).split("：")[0].split(": ")[0]
+                                                      for b in d["bands"]))
     else:
-        verdict = "没有已评分的视频，无法决定。"
+        verdict = msg.m("rep_no_scored", lang)
     ci = m.get("accuracy_ci")
-    meas = (f"测得准确率 {pct_ci(m.get('accuracy'), ci)}（标签集 {m.get('label_set') or '—'}，n={m.get('n') or 0}，"
-            f"未解析/出错计为错误）。") if m.get("n") else ""
-    return f"{rule}\n\n{meas}**结论**：{verdict}\n\n<small>{d['text']}</small>"
+    meas = msg.md("rep_measured", lang, a=pct_ci(m.get("accuracy"), ci, lang), s=m.get("label_set") or "—",
+                  n=m.get("n") or 0, cov=msg.coverage(m, lang)) if m.get("n") else ""
+    return (f"{msg.m('rep_rule', lang)}\n\n{meas}{msg.m('rep_verdict', lang, v=verdict)}\n\n"
+            f"<small>{msg.escape_md(d['text'])}</small>")
 
 
-def metrics_md(state: AppState, m: dict[str, Any]) -> str:
+def metrics_md(state: AppState, m: dict[str, Any], lang: str = "zh") -> str:
+    e = msg.escape_md
     both = m["metrics_both_ways"]
     cw, ex = both["counted_wrong"], both["excluded"]
 
     def row(name: str, k: str) -> str:
-        return f"| {name} | {pct_ci(cw[k], cw[k + '_ci'])} | {pct_ci(ex[k], ex[k + '_ci'])} |"
+        return f"| {name} | {pct_ci(cw[k], cw[k + '_ci'], lang)} | {pct_ci(ex[k], ex[k + '_ci'], lang)} |"
 
     try:
         c = C.run_cost(state.store, m["run_id"])
-    except Exception as e:  # a cost we cannot work out is unknown, with the sentence
-        c = {"usd": None, "reason": user_message(e)}
+    except Exception as ex_:  # a cost we cannot work out is unknown, with the sentence
+        c = {"usd": None, "reason": msg.error_text(ex_, "en")}
     if c.get("usd") is not None:
-        cost = (f"{usd(c, 'usd')} 共计，{usd(c, 'usd_per_video')}/视频（{c.get('model_calls')} 次模型调用，"
-                f"{c.get('cached')} 个缓存命中，按 {c.get('basis')} 计价）")
+        cost = msg.m("rep_cost_known", lang, total=usd(c, "usd", lang), per=usd(c, "usd_per_video", lang),
+                     calls=c.get("model_calls"), cached=c.get("cached"), basis=c.get("basis"))
     else:
-        cost = f"未知 (unknown)：{c.get('reason') or '没有价格'}"
+        why = msg.translate(c.get("reason") or "", lang) or msg.m("rep_no_price", lang)
+        cost = e(why) if why.startswith(("成本未知", "Cost unknown")) else msg.m("rep_cost_unknown", lang, why=e(why))
     lat = m["latency_s"]
-    lat_txt = "未知（没有测得的延迟）" if lat.get("p50") is None else \
-        f"p50 {lat['p50']:.2f} s，p95 {lat['p95']:.2f} s，平均 {lat['mean']:.2f} s（n={lat['n']}）"
-    auroc = (f"{m['auroc']:.3f} [{m['auroc_ci'][0]:.3f}–{m['auroc_ci'][1]:.3f}]（n={m['auroc_n']}）"
-             if m.get("auroc") is not None and m.get("auroc_ci") else
-             f"无法计算（带置信度的已解析回答 n={m.get('auroc_n', 0)}，或只有一类标签）")
+    lat_txt = msg.m("rep_lat_none", lang) if lat.get("p50") is None else         msg.m("rep_lat", lang, p50=lat["p50"], p95=lat["p95"], mean=lat["mean"], n=lat["n"])
+    auroc = (f"{m['auroc']:.3f} [{m['auroc_ci'][0]:.3f}–{m['auroc_ci'][1]:.3f}]" + (
+        f"（n={m['auroc_n']}）" if lang == "zh" else f" (n={m['auroc_n']})")
+             if m.get("auroc") is not None and m.get("auroc_ci") else msg.m("rep_auroc_none", lang, n=m.get("auroc_n", 0)))
     on = m.get("onset") or {}
-    onset = (f"中位误差 {on['median_abs_s']:.2f} s，1 s 以内 {pct_ci(on['within_1s'], on['within_1s_ci'])}（n={on['n']}）"
-             if on.get("n") else "无（没有同时给出标注和预测出现时间的鬼探头视频）")
+    onset = (msg.m("rep_onset", lang, med=on["median_abs_s"], w=pct_ci(on["within_1s"], on["within_1s_ci"], lang), n=on["n"])
+             if on.get("n") else msg.m("rep_onset_none", lang))
     size = m.get("label_set_size")
-    missing = f"，{m['missing']} 个尚未预测" if m.get("missing") else ""
+    miss = msg.m("rep_size_missing", lang, n=m["missing"]) if m.get("missing") else ""
+    model = msg.m("rep_model", lang, m=f"`{m['model']}`") if m.get("model") else ""
     lines = [
-        f"### 运行 `{m['run_id']}`" + (f" · {m['name']}" if m.get("name") else ""),
-        f"引擎 **{m.get('engine')}**" + (f" · 模型 `{m['model']}`" if m.get("model") else "")
-        + f" · 提示词 **{prompt_ref(m)}** · 标签集 **{m.get('label_set') or '—'}**"
-        + (f"（{size} 个视频{missing}）" if size is not None else "")
-        + f" · 状态 {m.get('status')} · 位置 {m.get('location') or '—'}",
+        msg.m("rep_run_head", lang, r=m["run_id"], name=(" · " + e(m["name"])) if m.get("name") else ""),
+        msg.m("rep_run_line", lang, e=e(m.get("engine")), model=model, p=e(prompt_ref(m)), s=e(m.get("label_set") or "—"),
+              size=msg.m("rep_size", lang, n=size, miss=miss) if size is not None else "", cov=e(msg.coverage(m, lang)),
+              st=e(msg.run_status(m, lang)), loc=e(m.get("location") or "—")),
         "",
-        f"| 指标（95% 区间） | 未解析/出错计为错误 (n={cw['n']}) | 未解析/出错不计入 (n={ex['n']}) |",
+        msg.m("rep_table_head", lang, a=cw["n"], b=ex["n"]),
         "|---|---|---|",
-        row("准确率 accuracy", "accuracy"), row("平衡准确率 balanced accuracy", "balanced_accuracy"),
-        row("F1", "f1"), row("精确率 precision", "precision"), row("召回率 recall", "recall"),
-        row("特异度 specificity", "specificity"),
+        row(msg.m("rep_m_acc", lang), "accuracy"), row(msg.m("rep_m_bal", lang), "balanced_accuracy"),
+        row("F1", "f1"), row(msg.m("rep_m_prec", lang), "precision"), row(msg.m("rep_m_rec", lang), "recall"),
+        row(msg.m("rep_m_spec", lang), "specificity"),
         f"| TP / FP / TN / FN | {cw['tp']} / {cw['fp']} / {cw['tn']} / {cw['fn']} | "
         f"{ex['tp']} / {ex['fp']} / {ex['tn']} / {ex['fn']} |",
         "",
-        f"- 未解析 **{m['unparsed']}**，出错 **{m['errors']}**，无标签 {m['unlabelled']}（未解析的回答从不计为“否”）",
-        f"- AUROC：{auroc}",
-        f"- 出现时间：{onset}",
-        f"- 延迟：{lat_txt}",
-        f"- 成本：{cost}",
-        f"- 区间方法：比例用 {m['ci_method']['proportions']}；平衡准确率用 {m['ci_method']['balanced_accuracy']}；"
-        f"F1 用 {m['ci_method']['f1']}",
+        msg.m("rep_counts", lang, u=m["unparsed"], e=m["errors"], l=m["unlabelled"]),
+        msg.m("rep_bullet", lang, k=msg.m("rep_k_auroc", lang), v=auroc),
+        msg.m("rep_bullet", lang, k=msg.m("rep_k_onset", lang), v=onset),
+        msg.m("rep_bullet", lang, k=msg.m("rep_k_lat", lang), v=lat_txt),
+        msg.m("rep_bullet", lang, k=msg.m("rep_k_cost", lang), v=cost),
+        msg.m("rep_ci", lang, a=m["ci_method"]["proportions"], b=m["ci_method"]["balanced_accuracy"], c=m["ci_method"]["f1"]),
     ]
     if m.get("note"):
-        lines.append(f"- ⚠️ {m['note']}")
+        lines.append(f"- ⚠️ {e(msg.translate(m['note'], lang))}")
     return "\n".join(lines)
 
 
-def charts(state: AppState, rows: list[dict[str, Any]], m: dict[str, Any] | None) -> dict[str, Any]:
+def charts(state: AppState, rows: list[dict[str, Any]], m: dict[str, Any] | None, lang: str = "zh") -> dict[str, Any]:
     """Figures from reports.figures; None where there is nothing measured to draw."""
     out: dict[str, Any] = {"versions": None, "confusion": None, "confusion_ex": None, "roc": None, "pr": None,
                            "latency": None, "cost": None}
     ls = m.get("label_set") if m else None
     cells = M.by_prompt_version(state.store, label_set=ls, overview=rows) if rows else []
     if cells:
-        out["versions"] = F.metric_bars(cells, label_key="cell", title=(
-            f"按提示词版本：准确率、F1、平衡准确率（95% 区间；标签集 {ls or '全部'}；每格取最新完成的运行）"))
+        out["versions"] = F.metric_bars(cells, label_key="cell", lang=lang, title=msg.m(
+            "rep_versions_title", lang, s=ls or msg.m("rep_all_sets", lang)))
     if m:
-        out["confusion"] = F.confusion_heatmap(m, title=f"{F.run_label(m)} · 未解析计为错误")
+        out["confusion"] = F.confusion_heatmap(m, title=msg.m("rep_conf_cw", lang, r=F.run_label(m)), lang=lang)
         ex = {**m, **m["metrics_both_ways"]["excluded"], "policy": "excluded"}
-        out["confusion_ex"] = F.confusion_heatmap(ex, title=f"{F.run_label(m)} · 未解析不计入")
+        out["confusion_ex"] = F.confusion_heatmap(ex, title=msg.m("rep_conf_ex", lang, r=F.run_label(m)), lang=lang)
         if m.get("auroc") is not None:
             y, s = M.scored_answers(state.store, m["run_id"])
             curve = {"name": F.run_label(m), "y": y, "s": s, "auroc": m["auroc"], "auroc_ci": m["auroc_ci"],
                      "n": m["auroc_n"]}
-            out["roc"], out["pr"] = F.roc_figure([curve]), F.pr_figure([curve])
+            out["roc"], out["pr"] = F.roc_figure([curve], lang=lang), F.pr_figure([curve], lang=lang)
     ids = [r["run_id"] for r in rows]
     lat = M.latency_by_engine(state.store, ids) if ids else []
     if lat:
-        out["latency"] = F.latency_box(lat)
+        out["latency"] = F.latency_box(lat, lang=lang)
     if ids:
         shown = rows[:CHART_RUNS]
         costs = C.runs_costs(state.store, [r["run_id"] for r in shown])
-        cost_rows = [{**costs[r["run_id"]], "label": F.run_label(r)} for r in shown if r["run_id"] in costs]
+        cost_rows = [{**costs[r["run_id"]], "label": F.run_label(r),
+                      "reason": msg.translate(costs[r["run_id"]].get("reason") or "", lang) or None}
+                     for r in shown if r["run_id"] in costs]
         if cost_rows:
-            out["cost"] = F.cost_per_video(cost_rows)
+            out["cost"] = F.cost_per_video(cost_rows, lang=lang)
     return out
 
 
@@ -329,13 +454,13 @@ def save_prices(state: AppState, table: Any) -> list[str]:
     return changed
 
 
-def export_files(state: AppState, run_ids: list[str] | None) -> dict[str, Any]:
-    """HTML report + Markdown summary + CSV/Parquet of runs and predictions under <cache>/exports/<stamp>/."""
+def export_files(state: AppState, run_ids: list[str] | None, lang: str = "zh") -> dict[str, Any]:
+    """HTML report + Markdown summary (in ``lang``) + CSV/Parquet of runs and predictions under <cache>/exports/<stamp>/."""
     stamp = f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     out = Path(state.config.cache_dir) / "exports" / stamp
     out.mkdir(parents=True, exist_ok=True)
     tag = run_ids[0] if run_ids and len(run_ids) == 1 else f"{len(run_ids)}runs" if run_ids else "all"
-    rep = X.write_report(state.store, out / f"ghostprobe-report-{tag}.html", run_ids or None)
+    rep = X.write_report(state.store, out / f"ghostprobe-report-{tag}-{lang}.html", run_ids or None, lang=lang)
     tables = X.export_tables(state.store, out, "csv", run_ids or None)
     tables += X.export_tables(state.store, out, "parquet", run_ids or None)
     return {"html": rep["html"], "markdown": rep["markdown"], "tables": tables, "dir": str(out)}
@@ -354,11 +479,14 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         f_prompt = gr.Dropdown(choices=fc["prompt"], value=ALL, label=t("提示词版本筛选"), elem_id="rep-f-prompt")
         f_label = gr.Dropdown(choices=fc["label_set"], value=ALL, label=t("标签集筛选"), elem_id="rep-f-label-set")
         f_status = gr.Dropdown(choices=fc["status"], value=ALL, label=t("状态筛选"), elem_id="rep-f-status")
-        f_search = gr.Textbox(label=t("搜索运行"), placeholder="run id / 名称 / 模型", elem_id="rep-f-search")
+        f_search = gr.Textbox(label=t("搜索运行"), placeholder=t("run id / 名称 / 模型"), elem_id="rep-f-search")
+        f_hidden = gr.Checkbox(label=t("显示已隐藏的运行"), value=False, elem_id="rep-f-hidden")
         refresh = gr.Button(t("刷新"), scale=0, elem_id="rep-refresh")
-    runs_df = gr.Dataframe(value=runs_table(state, rows0), headers=RUN_COLUMNS, label=t("运行列表"), interactive=False,
+    runs_empty = gr.Markdown(elem_id="rep-runs-empty")
+    runs_df = gr.Dataframe(value=runs_table(state, rows0), label=t("运行列表"), interactive=False,
                            show_search="filter", wrap=True, max_height=420, elem_id="rep-runs")
-    gr.Markdown("<small>点击一行查看该运行；所有比例都带 95% 区间和 n；成本没有测得或没有价格时显示“未知”，不是 0。</small>")
+    gr.Markdown("<small>" + t("点击一行查看该运行；所有比例都带 95% 区间和 n；覆盖率 = 已评分/计划评测的视频；成本没有测得或没有价格时显示“未知”，不是 0。")
+                + "</small>")
     run_dd = gr.Dropdown(choices=run_choices(rows0), value=rows0[0]["run_id"] if rows0 else None,
                          label=t("选中的运行"), elem_id="rep-run")
     pinned = gr.State("")  # a run the person picked; otherwise refreshing shows the newest run
@@ -368,7 +496,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             metrics_view = gr.Markdown(elem_id="rep-metrics")
         with gr.Column(scale=2):
             decision_view = gr.Markdown(elem_id="rep-decision")
-    gr.Markdown(f"### {'图表'}")
+    gr.Markdown("### " + t("图表"))
     with gr.Row():
         p_versions = gr.Plot(elem_id="rep-chart-versions", show_label=False)
     with gr.Row():
@@ -384,9 +512,11 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
 
     with gr.Accordion(t("导出"), open=True, elem_id="rep-export-box"):
         with gr.Row():
-            scope = gr.Radio(choices=[("选中的运行", "selected"), ("筛选出的全部运行", "filtered")], value="selected",
+            scope = gr.Radio(choices=[(t("选中的运行"), "selected"), (t("筛选出的全部运行"), "filtered")], value="selected",
                              label=t("导出范围"), elem_id="rep-export-scope")
-            export_btn = gr.Button(t("生成导出文件"), variant="primary", elem_id="rep-export")
+            export_lang = gr.Radio(choices=[(t("中文"), "zh"), (t("英文"), "en")], value="zh", label=t("导出语言"),
+                                   elem_id="rep-export-lang")
+            export_btn = gr.Button(t("生成导出文件"), variant="primary", interactive=bool(rows0), elem_id="rep-export")
         export_status = gr.Markdown(elem_id="rep-export-status")
         with gr.Row():
             dl_html = gr.DownloadButton(t("下载 HTML 报告"), value=None, interactive=False, elem_id="rep-dl-html")
@@ -394,107 +524,142 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         tables = gr.File(label=t("CSV / Parquet 表格"), file_count="multiple", interactive=False, elem_id="rep-dl-tables")
 
     with gr.Accordion(t("价格目录"), open=False, elem_id="rep-prices-box"):
-        gr.Markdown("运行的 `location`（如 `local-cpu`、`azure:Standard_NC24s_v3:eastus`、`openai:gpt-4o`）对应这里的一行。"
-                    "按小时计价：测得的模型时间 × 单价；按 token 计价：测得的 token 数 × 单价。没有价格或没有测得的时间/token 时，"
-                    "成本显示为“未知”。改过的行标记为人工修改，不会被内置目录覆盖。")
+        gr.Markdown(t(PRICE_HELP_ZH))
         prices = gr.Dataframe(value=price_rows(state), headers=PRICE_COLUMNS, datatype=PRICE_TYPES, interactive=True,
                               wrap=True, max_height=360, elem_id="rep-prices")
         price_btn = gr.Button(t("保存价格"), elem_id="rep-prices-save")
         price_status = gr.Markdown(elem_id="rep-prices-status")
 
-    filters = [f_engine, f_model, f_prompt, f_label, f_status, f_search]
+    filters = [f_engine, f_model, f_prompt, f_label, f_status, f_search, f_hidden]
 
     # -- handlers -----------------------------------------------------------------------------------
-    def fail(e: BaseException, what: str) -> str:
-        if not is_user_error(e):
+    def fail(e: BaseException | str, what: str, lang: str) -> str:
+        if isinstance(e, BaseException) and not is_user_error(e):
             log.exception("%s failed", what)
-        return status_md(user_message(e), ok=False)
+        return msg.error_md(e, lang)
 
-    def detail(run_id: str | None, rows: list[dict[str, Any]]):
+    def detail(run_id: str | None, rows: list[dict[str, Any]], lang: str):
         """metrics, decision, 7 plots (as updates), roc note, status."""
         m = None
-        msg = ""
+        text = ""
         if run_id:
             try:
                 m = M.run_metrics(state.store, run_id)
+                m = (with_coverage(state, [m], include_hidden=True) or [m])[0]
             except Exception as e:
-                msg = fail(e, "run metrics")
-        figs = charts(state, rows, m)
+                text = fail(e, "run metrics", lang)
+        figs = charts(state, rows, m, lang)
         has_roc = figs["roc"] is not None
-        roc_note = "" if has_roc or not m else (
-            f"该运行没有可画 ROC/PR 的回答（带置信度的已解析回答 n={m.get('auroc_n', 0)}，或只有一类标签），所以不画。")
+        roc_note = "" if has_roc or not m else msg.m("rep_no_roc", lang, n=m.get("auroc_n", 0))
         plots = [gr.update(value=figs[k], visible=figs[k] is not None)
                  for k in ("versions", "confusion", "confusion_ex", "roc", "pr", "latency", "cost")]
         if m is None:
-            return ("还没有运行：在“提示词实验室”里运行一个提示词版本，或用 `ghostprobe eval`。" if not run_id else "",
-                    "", *plots, roc_note, msg)
-        return metrics_md(state, m), decision_md(m), *plots, roc_note, msg
+            return ("", "", *plots, roc_note, text)
+        return metrics_md(state, m, lang), decision_md(m, lang), *plots, roc_note, text
 
-    def on_filter(engine, model, prompt, label_set, stat, search, current):
+    def empty_line(rows: list[dict[str, Any]], lang: str) -> str:
+        everything = RA.list_runs(state.store, include_hidden=True)
+        hidden = sum(1 for r in everything if r.get("hidden"))
+        if not everything:
+            return msg.m("rep_no_runs", lang)
+        if not rows:
+            return msg.m("rep_no_match", lang, n=len(everything))
+        return msg.m("rep_count", lang, n=len(rows), hidden=msg.m("rep_hidden_note", lang, h=hidden) if hidden else "")
+
+    def on_filter(engine, model, prompt, label_set, stat, search, hidden, current, request: gr.Request = None):
+        lang = msg.lang_of(request)
         try:
-            rows = filtered(state, engine, model, prompt, label_set, stat, search)
+            rows = filtered(state, engine, model, prompt, label_set, stat, search, bool(hidden))
         except Exception as e:
-            return (gr.skip(), gr.skip(), *(gr.skip(),) * 10, fail(e, "runs"))
+            return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), *(gr.skip(),) * 10, fail(e, "runs", lang))
         ids = [r["run_id"] for r in rows]
         cur = current if current in ids else (ids[0] if ids else None)
-        return (runs_table(state, rows), gr.update(choices=run_choices(rows), value=cur), *detail(cur, rows))
+        return (empty_line(rows, lang), runs_table(state, rows, lang), gr.update(choices=run_choices(rows), value=cur),
+                gr.update(interactive=bool(rows)), *detail(cur, rows, lang))
 
-    def on_refresh(engine, model, prompt, label_set, stat, search, current):
+    def on_refresh(engine, model, prompt, label_set, stat, search, hidden, current, request: gr.Request = None):
         """Fresh filter choices and table; keeps the run the person picked, else shows the newest."""
-        rows_all = filtered(state)
-        fc = filter_choices(rows_all)
+        lang = msg.lang_of(request)
+        rows_all = filtered(state, include_hidden=bool(hidden))
+        fc = filter_choices(rows_all, lang)
         vals = [engine, model, prompt, label_set, stat]
         keys = ["engine", "model", "prompt", "label_set", "status"]
         vals = [v if v in [c[1] for c in fc[k]] else ALL for v, k in zip(vals, keys)]
         upd = [gr.update(choices=fc[k], value=v) for k, v in zip(keys, vals)]
-        return (*upd, *on_filter(*vals, search, current))
+        return (*upd, *on_filter(*vals, search, hidden, current, request))
 
-    def on_select_row(evt: gr.SelectData, engine, model, prompt, label_set, stat, search):
-        rows = filtered(state, engine, model, prompt, label_set, stat, search)
+    def on_select_row(evt: gr.SelectData, engine, model, prompt, label_set, stat, search, hidden,
+                      request: gr.Request = None):
+        lang = msg.lang_of(request)
+        rows = filtered(state, engine, model, prompt, label_set, stat, search, bool(hidden))
         try:
             i = evt.index[0] if isinstance(evt.index, (list, tuple)) else int(evt.index)
             rid = evt.row_value[0] if getattr(evt, "row_value", None) else rows[i]["run_id"]
         except Exception:
             return (gr.skip(),) * 13
-        return (gr.update(value=rid), rid, *detail(rid, rows))
+        return (gr.update(value=rid), rid, *detail(rid, rows, lang))
 
-    def on_run(run_id, engine, model, prompt, label_set, stat, search):
-        return (run_id, *detail(run_id, filtered(state, engine, model, prompt, label_set, stat, search)))
+    def on_run(run_id, engine, model, prompt, label_set, stat, search, hidden, request: gr.Request = None):
+        lang = msg.lang_of(request)
+        return (run_id, *detail(run_id, filtered(state, engine, model, prompt, label_set, stat, search, bool(hidden)), lang))
 
-    def on_export(sc, run_id, engine, model, prompt, label_set, stat, search):
+    def on_export(sc, lang_out, run_id, engine, model, prompt, label_set, stat, search, hidden,
+                  request: gr.Request = None):
+        lang = msg.lang_of(request)
         try:
             if sc == "selected":
                 if not run_id:
-                    raise RunError("Select a run to export, or export the filtered runs.")
+                    return msg.status(msg.m("rep_pick_run", lang), ok=False), gr.skip(), gr.skip(), gr.skip()
                 ids = [run_id]
             else:
-                ids = [r["run_id"] for r in filtered(state, engine, model, prompt, label_set, stat, search)]
+                ids = [r["run_id"] for r in filtered(state, engine, model, prompt, label_set, stat, search, bool(hidden))]
                 if not ids:
-                    raise RunError("No run matches the filters, so there is nothing to export.")
-            files = export_files(state, ids)
+                    return msg.status(msg.m("rep_nothing", lang), ok=False), gr.skip(), gr.skip(), gr.skip()
+            files = export_files(state, ids, lang_out if lang_out in X.LANGS else lang)
         except Exception as e:
-            return fail(e, "export"), gr.skip(), gr.skip(), gr.skip()
-        msg = (f"已生成导出文件（{len(ids)} 次运行）到 `{files['dir']}`：HTML 报告可离线打开，"
-               "另有 Markdown 摘要和 runs / predictions 的 CSV、Parquet。")
-        return (status_md(msg), gr.update(value=files["html"], interactive=True),
+            return fail(e, "export", lang), gr.skip(), gr.skip(), gr.skip()
+        text = msg.md("rep_exported", lang, n=len(ids), lang=msg.m(f"rep_lang_{lang_out}", lang))
+        return (msg.status(text), gr.update(value=files["html"], interactive=True),
                 gr.update(value=files["markdown"], interactive=True), files["tables"])
 
-    def on_prices(table):
+    def on_prices(table, request: gr.Request = None):
+        lang = msg.lang_of(request)
         try:
             changed = save_prices(state, table)
         except Exception as e:
-            return fail(e, "prices"), gr.skip()
-        msg = f"已保存 {len(changed)} 行价格：{'，'.join(changed)}。" if changed else "价格没有改动。"
-        return status_md(msg), price_rows(state)
+            return fail(e, "prices", lang), gr.skip()
+        if changed:
+            rows = [c.replace("（新增）", msg.m("rep_added", lang)) for c in changed]
+            text = msg.md("rep_prices_saved", lang, n=len(changed), rows=", ".join(rows))
+        else:
+            text = msg.m("rep_prices_same", lang)
+        return msg.status(text), price_rows(state)
+
+    def on_page_load(engine, model, prompt, label_set, stat, search, hidden, current, request: gr.Request = None):
+        lang = msg.lang_of(request)
+        return (*on_refresh(engine, model, prompt, label_set, stat, search, hidden, current, request),
+                gr.update(value=msg.norm(lang)))
 
     # -- API endpoints ------------------------------------------------------------------------------
     def run_metrics_api(run_id: str, policy: str = "counted_wrong") -> dict:
         """Metrics of one run (id or name) with 95% intervals, label set and n, under a policy for unparsed answers."""
-        return json.loads(X.dumps(M.run_metrics(state.store, run_id, policy)))
+        from webapp.state import raise_user_error
+
+        try:
+            return json.loads(X.dumps(M.run_metrics(state.store, run_id, policy)))
+        except Exception as e:
+            raise_user_error(e, log, "run_metrics")
+            raise
 
     def report_json_api(run_ids: list[str] | None = None) -> dict:
         """What the report shows as data: every run with metrics, intervals, cost (or unknown) and decision."""
-        return json.loads(X.dumps(X.report_json(state.store, list(run_ids or []) or None)))
+        from webapp.state import raise_user_error
+
+        try:
+            return json.loads(X.dumps(X.report_json(state.store, list(run_ids or []) or None)))
+        except Exception as e:
+            raise_user_error(e, log, "report_json")
+            raise
 
     gr.api(run_metrics_api, api_name="run_metrics")
     gr.api(report_json_api, api_name="report_json")
@@ -502,8 +667,8 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     # -- wiring -------------------------------------------------------------------------------------
     detail_outs = [metrics_view, decision_view, p_versions, p_conf, p_conf_ex, p_roc, p_pr, p_lat, p_cost, roc_note,
                    status]
-    list_outs = [runs_df, run_dd, *detail_outs]
-    for comp in filters[:5]:
+    list_outs = [runs_empty, runs_df, run_dd, export_btn, *detail_outs]
+    for comp in (*filters[:5], f_hidden):
         comp.input(on_filter, [*filters, run_dd], list_outs)
     f_search.submit(on_filter, [*filters, run_dd], list_outs)
     refresh_outs = [*filters[:5], *list_outs]
@@ -512,12 +677,12 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         tab.select(on_refresh, [*filters, pinned], refresh_outs)
     from webapp.tabs.prompt_lab import on_load
 
-    on_load(on_refresh, [*filters, pinned], refresh_outs)
+    on_load(on_page_load, [*filters, pinned], [*refresh_outs, export_lang])
     lab_tab = (shared or {}).get("prompt_lab") or {}
     if lab_tab.get("last_run") is not None:
         lab_tab["last_run"].change(on_refresh, [*filters, pinned], refresh_outs)
     runs_df.select(on_select_row, filters, [run_dd, pinned, *detail_outs])
     run_dd.input(on_run, [run_dd, *filters], [pinned, *detail_outs])
-    export_btn.click(on_export, [scope, run_dd, *filters], [export_status, dl_html, dl_md, tables])
+    export_btn.click(on_export, [scope, export_lang, run_dd, *filters], [export_status, dl_html, dl_md, tables])
     price_btn.click(on_prices, [prices], [price_status, prices])
     return {"runs": runs_df, "run": run_dd}
