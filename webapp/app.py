@@ -56,7 +56,7 @@ def demo_failed_text(error: str | None, lang: str = "zh") -> str:
 
 def build_app(state: AppState) -> gr.Blocks:
     with gr.Blocks(title="GhostProbe Studio") as demo:
-        gr.Markdown(f"## {'GhostProbe Studio · 鬼探头检测工作台'}", elem_id="title")
+        gr.Markdown("## " + t("GhostProbe Studio · 鬼探头检测工作台"), elem_id="title")
         shared: dict[str, dict] = {}
         notices: list[gr.Markdown] = []
         preparing = state.library.demo_status.preparing
