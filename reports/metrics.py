@@ -426,13 +426,16 @@ def by_prompt_version(store: Store, label_set: str | None = None, policy: str = 
 
     Runs are not pooled: repeated runs of one cell score the same videos, so pooling them would
     shrink the interval without new evidence. ``runs_in_cell`` says how many runs the cell holds.
+    Detector runs (no prompt) are left out; a partial run is kept with its ``coverage`` (scored/planned).
     """
     rows = overview if overview is not None else runs_overview(store, policy=policy)
     cells: dict[tuple, dict[str, Any]] = {}
     counts_: dict[tuple, int] = {}
     for r in sorted(rows, key=lambda r: (str(r.get("created_at")), r["run_id"])):
-        if r.get("status") not in ("done", "imported"):
+        if r.get("status") not in ("done", "partial", "imported"):
             continue
+        if r.get("engine_kind") == "detector" and not r.get("prompt_id"):
+            continue  # a detector takes no prompt: it has no place in a chart of prompt versions
         if label_set is not None and r.get("label_set") != label_set:
             continue
         key = (r.get("prompt_id"), r.get("prompt_version"), r.get("engine"), r.get("model"), r.get("label_set"))

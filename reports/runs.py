@@ -390,3 +390,13 @@ def reviews(store: Store, run_id: str, video_id: str | None = None) -> list[dict
         return store.query("SELECT * FROM reviews WHERE run_id = ? ORDER BY created_at", [run_id])
     return store.query("SELECT * FROM reviews WHERE run_id = ? AND video_id = ? ORDER BY created_at",
                        [run_id, video_id])
+
+
+def label_set_coverage(store: Store, label_set: str) -> dict[str, Any]:
+    """How many of a label set's videos are in the library (matched by :func:`video_key`), and which are not."""
+    labelled = [r["video_id"] for r in store.query(
+        "SELECT video_id FROM labels WHERE label_set = ? ORDER BY video_id", [label_set])]
+    keys = {video_key(r["video_id"]) for r in store.query("SELECT video_id FROM videos")}
+    missing = [v for v in labelled if video_key(v) not in keys]
+    return {"label_set": label_set, "labelled": len(labelled), "in_library": len(labelled) - len(missing),
+            "missing": missing}

@@ -113,8 +113,21 @@ def _print_summary(summary: dict, as_json: bool) -> None:
 
 def cmd_labels_import(args, ctx) -> int:
     from reports.labels import import_label_csv
+    from reports.runs import label_set_coverage
+    from webapp.library import Library
 
-    _print_summary(import_label_csv(ctx.store, args.file, args.set_name, args.format, replace=args.replace), args.json)
+    summary = import_label_csv(ctx.store, args.file, args.set_name, args.format, replace=args.replace)
+    try:
+        Library(ctx.config, ctx.store).scan()
+    except Exception:  # an unreadable library root must not hide the import that succeeded
+        pass
+    cov = label_set_coverage(ctx.store, summary["label_set"])
+    summary.update(in_library=cov["in_library"], not_in_library=cov["missing"])
+    _print_summary(summary, args.json)
+    if not args.json:
+        print(f"{cov['in_library']} of its {cov['labelled']} videos are in the library"
+              + (f"; not in the library: {', '.join(cov['missing'][:8])}{' …' if len(cov['missing']) > 8 else ''}"
+                 if cov["missing"] else "") + ".")
     return 0
 
 
