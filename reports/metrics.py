@@ -166,8 +166,7 @@ def onset_error(pairs: Iterable[tuple[float | None, float | None]]) -> dict[str,
 
 
 # -- counting --------------------------------------------------------------------------------------
-def _is_valid(status: str | None, prediction: bool | None) -> bool:
-    return status == "ok" and prediction is not None
+from reports.correctness import is_valid as _is_valid  # noqa: E402  (one definition of a valid answer)
 
 
 def counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
@@ -484,9 +483,11 @@ def latency_by_engine(store: Store, run_ids: Sequence[str] | None = None) -> lis
 
 # -- comparing two runs ----------------------------------------------------------------------------
 def _correctness(store: Store, run_id: str, label_set: str, policy: str) -> dict[str, bool | None]:
-    """label-set video id → correct (None when the policy excludes the answer)."""
+    """label-set video id → correct (None when the policy excludes the answer): reports.correctness's rule."""
+    from reports.correctness import correct_sql, is_correct
+
     rows = store.cursor().execute(
-        """SELECT l.video_id, p.status = 'ok' AND p.ghost_probing IS NOT NULL, p.ghost_probing = l.ghost_probing
+        f"""SELECT l.video_id, {correct_sql(policy=policy)}
            FROM predictions p JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
            WHERE p.run_id = ?""", [label_set, run_id]).fetchall()
     if not rows:  # spelled differently from the label set: match by key in Python
@@ -496,10 +497,8 @@ def _correctness(store: Store, run_id: str, label_set: str, policy: str) -> dict
                 "SELECT video_id, status, ghost_probing FROM predictions WHERE run_id = ?", [run_id]).fetchall():
             hit = lab.get(video_key(vid))
             if hit is not None:
-                valid = _is_valid(status, pred)
-                rows.append((hit[0], valid, (bool(pred) == bool(hit[1])) if valid else None))
-    wrong = False if policy == "counted_wrong" else None
-    return {vid: (bool(same) if valid else wrong) for vid, valid, same in rows}
+                rows.append((hit[0], is_correct(status, pred, hit[1], policy)))
+    return {vid: (None if c is None else bool(c)) for vid, c in rows}
 
 
 def compare_runs(store: Store, run_a: str, run_b: str, policy: str = "counted_wrong",

@@ -335,13 +335,12 @@ def delete_predictions(store: Store, run_id: str) -> None:
 def predictions(store: Store, run_id: str, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
     """The run's predictions joined with the labels of its label set (label_* columns NULL when unlabelled),
     ordered by video id; ``limit``/``offset`` page through a large run."""
+    from reports.correctness import correct_sql
+
     page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
     return store.query(
-        """SELECT p.*, l.ghost_probing AS label_ghost_probing, l.kind AS label_kind, l.onset_s AS label_onset_s,
-                  l.note AS label_note,
-                  CASE WHEN l.video_id IS NULL THEN NULL
-                       WHEN p.status <> 'ok' THEN false
-                       ELSE p.ghost_probing = l.ghost_probing END AS correct
+        f"""SELECT p.*, l.ghost_probing AS label_ghost_probing, l.kind AS label_kind, l.onset_s AS label_onset_s,
+                  l.note AS label_note, {correct_sql()} AS correct
            FROM predictions p JOIN runs r USING (run_id)
            LEFT JOIN labels l ON l.label_set = r.label_set AND l.video_id = p.video_id
            WHERE p.run_id = ? ORDER BY p.video_id""" + page, [run_id])
