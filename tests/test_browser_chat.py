@@ -18,11 +18,25 @@ from tests.appserver import RunningApp
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CLIP = "synth_emerge_pedestrian_s0.mp4"
+HUB_REPO = "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"
 STOPPED = "stopped by the user before the answer was complete"
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def hub(tmp_path_factory):
+    """A loopback stand-in for the model hub serving the tiny Qwen2.5-VL as the catalogue's smallest model."""
+    from fake_hub import FakeHub
+
+    model = tiny_models.build("qwen2_5_vl", tmp_path_factory.mktemp("hubmodel"))
+    files = {str(p.relative_to(model)): p.read_bytes() for p in sorted(model.rglob("*")) if p.is_file()}
+    # slow enough (≈ 6 s) to watch the progress bar, fast enough for CI
+    with FakeHub({HUB_REPO: files}, chunk=8192, chunk_delay_s=0.06) as running:
+        running.files = files
+        yield running
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, hub):
     from engines.synth import render_clip
 
     work = tmp_path_factory.mktemp("chatapp")
@@ -30,12 +44,17 @@ def app(tmp_path_factory):
     # One generated positive clip in the demo folder (the same generator and settings as the demo set);
     # a library that already holds a video is not filled with the whole demo set, which keeps start-up short.
     info = render_clip(work / "library" / "demo" / CLIP, "emerge_pedestrian", seed=0, duration_s=5.0, onset_s=2.0)
-    env = {"GHOSTPROBE_HF_MODEL": str(model), "GHOSTPROBE_ALLOW_DOWNLOAD": "0"}
-    for k in ("GHOSTPROBE_OPENAI_BASE_URL", "GHOSTPROBE_OPENAI_API_KEY", "OPENAI_API_KEY", "GHOSTPROBE_ENGINE"):
+    env = {"GHOSTPROBE_HF_MODEL": str(model), "GHOSTPROBE_ALLOW_DOWNLOAD": "0",
+           # the model catalogue may reach the stand-in hub, and only when a person presses 下载
+           "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0",
+           "HF_HOME": str(work / "hf-home")}
+    for k in ("GHOSTPROBE_OPENAI_BASE_URL", "GHOSTPROBE_OPENAI_API_KEY", "OPENAI_API_KEY", "GHOSTPROBE_ENGINE",
+              "GHOSTPROBE_MODELS"):
         env[k] = ""
     with RunningApp(work, env=env) as running:
         running.model = str(model)
         running.clip_info = info
+        running.hub_requests_at_start = list(hub.requests)
         yield running
 
 
@@ -270,3 +289,129 @@ def test_a_video_opened_in_the_library_tab_is_picked_in_the_chat_tab(page, app):
     page.wait_for_function("(v) => document.querySelector('#chat-video input').value === v", arg=CLIP)
     page.wait_for_function("() => { const v = document.querySelector('#chat-player video'); return v && v.src; }",
                            timeout=120_000)
+
+
+# -- chat out of the box, the model catalogue, English mode, layout ----------------------------------------
+
+def _disabled(page, elem: str) -> bool:
+    return page.evaluate(f"() => {{ const e = document.querySelector('#{elem} textarea, #{elem} input, "
+                         f"button#{elem}'); return !!(e && e.disabled); }}")
+
+
+def _cannot(page) -> str:
+    return page.evaluate("() => { const e = document.querySelector('#chat-cannot');"
+                         " return e && e.offsetParent !== null ? e.innerText.trim() : ''; }")
+
+
+def test_an_engine_that_cannot_chat_disables_the_question_box_with_one_sentence(page, app):
+    _open(page, app)
+    _pick(page, "chat-engine", "baseline")
+    page.wait_for_function("() => document.querySelector('#chat-engine-info').innerText.includes('baseline')")
+    page.wait_for_function("() => { const e = document.querySelector('#chat-cannot');"
+                           " return e && e.offsetParent !== null && e.innerText.includes('不能自由对话'); }")
+    said = _cannot(page)
+    assert len(said.splitlines()) == 1 and "检测鬼探头" in said and "模型目录" in said, said
+    assert _disabled(page, "chat-input") and page.locator("#chat-send").is_disabled()
+    assert page.locator("#chat-detect").is_enabled()  # the detector still detects
+    _pick(page, "chat-engine", "transformers")
+    page.wait_for_function("() => { const e = document.querySelector('#chat-cannot'); return !e || e.offsetParent === null; }")
+    page.wait_for_function("() => !document.querySelector('#chat-input textarea').disabled")
+    assert page.locator("#chat-send").is_enabled()
+
+
+def test_model_catalogue_pulls_on_request_with_progress_then_chats(page, app, hub, client):
+    from webapp import models as M
+
+    assert app.hub_requests_at_start == []  # nothing reaches the hub at start-up
+    _open(page, app)
+    assert hub.requests == []  # nor when the page and the Chat tab open
+    _pick(page, "chat-engine", "baseline")
+    page.locator("#chat-models").get_by_text("模型目录").first.click()
+    page.locator("#chat-models-pick input").click()
+    page.get_by_role("option").filter(has_text="smolvlm2-256m").first.click()
+    page.wait_for_function("() => document.querySelector('#chat-models-info').innerText.includes('" + HUB_REPO + "')")
+    assert "估计" in page.locator("#chat-models-info").inner_text()  # the size before asking is an estimate
+    assert page.locator("#chat-models-use").is_disabled()
+    page.evaluate("""() => { window.__progress = [];
+      const look = () => { const t = document.querySelector('#chat-models').innerText;
+        const m = t.match(/下载 smolvlm2-256m：[^\\n]*/); if (m) window.__progress.push(m[0]); };
+      new MutationObserver(look).observe(document.querySelector('#chat-models'),
+        {subtree: true, childList: true, characterData: true}); }""")
+    page.locator("#chat-models-pull").click()
+    total = sum(len(b) for b in hub.files.values())
+    page.wait_for_function("() => document.querySelector('#chat-models-status').innerText.includes('已下载 smolvlm2-256m')",
+                           timeout=180_000)
+    seen = page.evaluate("window.__progress")
+    assert seen, "no progress was shown while downloading"
+    assert any(M.human_bytes(total) in s for s in seen), seen  # the listed total, shown before it finished
+    assert any("/resolve/" in p for _, p in hub.requests)
+    # the pulled model is selected as the transformers engine and can take questions
+    page.wait_for_function("(m) => document.querySelector('#chat-model textarea, #chat-model input').value.endsWith(m)",
+                           arg="/models/smolvlm2-256m")
+    page.wait_for_function("() => document.querySelector('#chat-engine input').value === 'transformers'")
+    page.wait_for_function("() => !document.querySelector('#chat-input textarea').disabled")
+    assert page.locator("#chat-models-use").is_enabled()
+    _set_number(page, "chat-frames", 2)
+    _set_number(page, "chat-max-new", 32)
+    _pick(page, "chat-video", CLIP)
+    page.wait_for_function("() => { const v = document.querySelector('#chat-player video'); return v && v.src; }",
+                           timeout=120_000)
+    _ask(page, "用拉取的模型回答")
+    page.wait_for_function("() => document.querySelector('#chat-status').innerText.includes('第 1 轮')",
+                           timeout=180_000)
+    [t] = [t for c in _history(client) for t in c["turns"] if t["question"] == "用拉取的模型回答"]
+    assert t["engine"] == "transformers" and t["model"].endswith("/models/smolvlm2-256m") and t["error"] is None
+
+
+@pytest.fixture
+def page_en(browser):
+    ctx = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    ctx.close()
+
+
+def test_english_mode_chat_tab_and_layout(page_en, app):
+    from engines.registry import all_engines
+
+    page = page_en
+    page.goto(app.url + "/?__theme=light")
+    page.get_by_role("tab", name="Chat & Detect").click()
+    page.wait_for_function("() => { const e = document.querySelector('#chat-engine-info');"
+                           " return e && e.innerText.trim().length > 0; }", timeout=120_000)
+    _pick(page, "chat-engine", "baseline")
+    page.wait_for_function("() => { const e = document.querySelector('#chat-cannot');"
+                           " return e && e.offsetParent !== null && e.innerText.includes('cannot chat'); }")
+    assert "Model catalogue" in _cannot(page) and not re.search(r"[\u4e00-\u9fff]", _cannot(page))
+    ph = page.locator("#chat-input textarea").get_attribute("placeholder") or ""
+    assert ph.startswith("Ask a question"), ph
+    card = page.locator("#verdict-card").inner_text()
+    assert "Not run yet" in card and not re.search(r"[\u4e00-\u9fff]", card)
+    # the Refresh button keeps its label inside itself and its row
+    fits = page.evaluate("""() => { const b = document.querySelector('#chat-refresh');
+      const row = b.parentElement.getBoundingClientRect(), r = b.getBoundingClientRect();
+      return b.scrollWidth <= b.clientWidth + 1 && r.right <= row.right + 1 && r.left >= row.left - 1; }""")
+    assert fits
+    if "baseline" not in all_engines():
+        pytest.skip("engine 'baseline' is not registered")
+    _pick(page, "chat-video", CLIP)
+    page.wait_for_function("() => { const v = document.querySelector('#chat-player video'); return v && v.src; }",
+                           timeout=120_000)
+    page.locator("#chat-detect").click()
+    page.wait_for_function("() => document.querySelector('#chat-status').innerText.includes('Detection done')",
+                           timeout=180_000)
+    card = page.locator("#verdict-card").inner_text()
+    assert "Ghost probing:" in card and page.locator("#verdict-card .verdict-answer").inner_text().strip() == "yes"
+    for field in ("Confidence", "Danger level", "Object", "Onset", "Reason"):
+        assert field in card
+    danger = page.locator('#verdict-card [data-field="chat_f_danger"]').inner_text().strip()
+    obj = page.locator('#verdict-card [data-field="chat_f_object"]').inner_text().strip()
+    assert danger in ("high", "medium", "low", "—") and not re.search(r"[\u4e00-\u9fff]", obj), (danger, obj)
+    assert "engine baseline" in page.locator("#chat-call").inner_text()
+    # the raw output box keeps a fixed height and scrolls, however long the answer
+    page.locator("#verdict-raw").get_by_text("Raw model output").click()
+    page.wait_for_function("() => { const e = document.querySelector('#chat-raw'); return e && e.offsetParent !== null"
+                           " && e.innerText.trim().length > 0; }")
+    height = page.evaluate("() => document.querySelector('#chat-raw').getBoundingClientRect().height")
+    assert 40 < height <= 420, height

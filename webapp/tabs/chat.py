@@ -222,7 +222,7 @@ def cannot_chat_text(name: str, eng: Any, available: bool, reason: str = "", lan
     if eng is not None:
         why = eng.can_chat_reason()
         if why:
-            return why if lang == "zh" else _m("chat_cannot_chat", lang, name=getattr(eng, "title", "") or name)
+            return why if lang == "zh" else _m("chat_cannot_chat", lang, name=name)  # titles are Chinese
     if not available:
         return _m("chat_cannot_chat_unavailable", lang, name=name, reason=MSG.translate(reason, lang))
     return None
