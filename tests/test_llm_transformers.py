@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -167,10 +168,13 @@ def test_zero_gpu_wrap_only_when_spaces_exists(monkeypatch, tmp_path):
     (tmp_path / "spaces.py").write_text(
         "CALLS = []\ndef GPU(duration=None):\n    CALLS.append(duration)\n    return lambda f: (lambda: ('gpu', f()))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    wrapped = te._zero_gpu_wrap(fn, 90)
-    import spaces
+    try:
+        wrapped = te._zero_gpu_wrap(fn, 90)
+        import spaces
 
-    assert wrapped() == ("gpu", 1) and spaces.CALLS == [90]
+        assert wrapped() == ("gpu", 1) and spaces.CALLS == [90]
+    finally:  # the stand-in must not outlive this test: find_spec would see it in sys.modules
+        sys.modules.pop("spaces", None)
 
 
 # -- identity without loading weights ----------------------------------------------------------------
