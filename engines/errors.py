@@ -82,6 +82,8 @@ def format_error(e: BaseException) -> str:
         text = _os_message(e)
     elif isinstance(e, RecursionError):
         text = "The input is nested too deeply to read"
+    elif _is_nul_path_error(e):
+        text = "A path contains a NUL byte, which no file name can hold"
     else:
         text = str(e).strip()
         if not text or text == "None":
@@ -99,7 +101,14 @@ def is_user_error(e: BaseException) -> bool:
 
     if isinstance(e, (GhostProbeError, argparse.ArgumentError, argparse.ArgumentTypeError)):
         return True
+    if _is_nul_path_error(e):
+        return True
     return isinstance(e, OSError) and e.filename is not None
+
+
+def _is_nul_path_error(e: BaseException) -> bool:
+    """``os.stat("a\\x00b")`` and friends raise ``ValueError: embedded null byte``: a bad name, not a bug."""
+    return type(e) is ValueError and "null byte" in str(e) and "embedded" in str(e)
 
 
 # -- paths a person names --------------------------------------------------------------------------

@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engines.errors import format_error, is_user_error
+    from engines.errors import format_error, is_user_error, redact_logs
 
+    redact_logs()  # warnings printed without a configured handler lose credentials too
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = None

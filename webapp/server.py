@@ -105,6 +105,9 @@ def serve(ctx, host: str | None = None, port: int | None = None, demo: bool = Tr
     redact_logs()  # no credential (URL user-info, key, token) in any log line
     state = prepare(ctx, demo=demo)
     app = build_app(state)
+    from webapp.state import guard_user_errors
+
+    guard_user_errors(app, log)  # a user error reaches the page/API client as gr.Error with its sentence
     host, port = bind_address(ctx.config, host, port)
     log.info("GhostProbe Studio on http://%s:%d (db %s)", host, port, ctx.config.db_path)
     sys.stdout.flush()
