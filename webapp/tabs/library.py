@@ -70,8 +70,9 @@ msg.add_messages({
     "lib_uploaded": {"zh": "已上传 {v}", "en": "Uploaded {v}"},
     "lib_known": {"zh": "该视频已在库中：{v}（按内容识别，未重复保存）", "en": "Already in the library: {v} (recognised by content, not stored twice)"},
     "lib_bad_file": {"zh": "{name}：{why}", "en": "{name}: {why}"},
-    "lib_upload_summary": {"zh": "上传了 {n} 个文件：{ok} 个视频已加入，{known} 个已在库中，{bad} 个未能加入。",
-                           "en": "{n} files uploaded: {ok} videos added, {known} already in the library, {bad} not added."},
+    "lib_upload_summary": {"zh": "处理了 {n} 个文件（zip 中的文件逐个计算）：{ok} 个视频已加入，{known} 个已在库中，{bad} 个未能加入。",
+                           "en": "{n} files handled (each file inside a zip counts): {ok} videos added, {known} already "
+                                 "in the library, {bad} not added."},
     "lib_zip_bad": {"zh": "{name} 不是可读取的 zip 文件。", "en": "{name} is not a readable zip file."},
     "lib_zip_empty": {"zh": "{name} 中没有视频文件。", "en": "{name} holds no video file."},
     "lib_zip_many": {"zh": "{name} 中有 {n} 个文件，超过上限 {max} 个。", "en": "{name} holds {n} files, over the limit of {max}."},
