@@ -17,11 +17,20 @@ Label sets and figures (each line names its label set, video count and 95 % inte
   "ghost probing" vs "no ghost probing") on the same 12 clips: the reference.
 - ``dada_clip``: one line per DADA clip (score, verdict, onset) under the generated parameters.
 
+- ``pipeline_comparison`` (and ``pipeline_comparison_clip`` per DADA clip): the engine's sampling
+  now (pipeline 2: grey at 320 px, PyAV luma, ``lowres``) against before (pipeline 1: RGB at 480 px
+  decoded by OpenCV, resized again in the detector), same detector parameters, on the DADA clips
+  and on the held-out generated seeds: verdicts, onsets, and whether any verdict got worse.
+  ``--mpeg4-generated`` adds the held-out seeds rendered like DADA (1584x660 30 fps MPEG-4 AVI),
+  the only generated clips where ``lowres`` changes the decoded pixels (slow: ~15 s per clip).
+
 ``--fit-generated`` also prints the fitted ``score_threshold``/``calib_a`` to put in
-engines/baseline/config.py. Features (the optical-flow part) are cached per clip under
-data/cache/baseline/ keyed by file hash, sampling and extraction parameters, so re-scoring for
-leave-one-out never recomputes flow. Without the DADA folder the DADA figures are skipped with a
-line saying so.
+engines/baseline/config.py. Features (the optical-flow part) are cached per clip keyed by file
+hash, sampling and extraction parameters, so re-scoring for leave-one-out never recomputes flow.
+The cache and the generated clips live in a temporary folder removed at exit, unless ``--out DIR``
+names a folder to keep them in (``--out data`` keeps them under ``$GHOSTPROBE_DATA_DIR``, default
+``<repo>/data``, in ``cache/baseline``). The DADA folder is ``$GHOSTPROBE_DADA_DIR`` or
+``../shared/data/dada-dev``; without it the DADA figures are skipped with a line saying so.
 """
 
 from __future__ import annotations
@@ -34,20 +43,24 @@ import json
 import math
 import random
 import re
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DADA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dada-dev"
-CACHE = REPO / "data" / "cache" / "baseline"
+DADA_DIR = Path(os.environ.get("GHOSTPROBE_DADA_DIR", str(REPO.parent / "shared" / "data" / "dada-dev")))
+CACHE = Path(tempfile.gettempdir()) / "ghostprobe-eval-baseline"  # replaced in main(): temp or --out
 
 from engines.baseline.config import DEFAULT_CONFIG, BaselineConfig  # noqa: E402
 from engines.baseline.detector import FEATURES_VERSION, extract_features, make_verdict, score_features  # noqa: E402
 from engines.baseline.engine import BaselineEngine  # noqa: E402
 
 SAMPLING = dict(BaselineEngine.default_sampling)
+PIPELINE1_SAMPLING = {"num_frames": None, "fps": 10, "max_side": 480, "backend": "opencv"}
 NEW_AGE_GRID = (0.8, 1.2, 1.8, 2.5, 3.5)
 
 
@@ -114,15 +127,16 @@ def _file_key(path: Path) -> str:
     return h.hexdigest()[:20]
 
 
-def features_for(path: Path, cfg: BaselineConfig) -> dict:
+def features_for(path: Path, cfg: BaselineConfig, sampling: dict | None = None) -> dict:
     from engines.video import load_clip
 
+    sampling = SAMPLING if sampling is None else sampling
     key = f"{_file_key(path)}-{cfg.extraction_key()}-v{FEATURES_VERSION}-" + \
-        hashlib.sha256(json.dumps(SAMPLING, sort_keys=True).encode()).hexdigest()[:8]
+        hashlib.sha256(json.dumps(sampling, sort_keys=True).encode()).hexdigest()[:8]
     cache = CACHE / f"{key}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    clip = load_clip(path, **SAMPLING)
+    clip = load_clip(path, **sampling)
     feat = extract_features(clip.frames, list(clip.timestamps_s), cfg)
     CACHE.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(feat))
@@ -135,7 +149,7 @@ def score_all(feats: list[dict], cfg: BaselineConfig) -> list[tuple[float, float
     for f in feats:
         sr = score_features(f, cfg)
         v = make_verdict(f, sr, cfg)
-        out.append((sr.raw, v.onset_s, bool(v.ghost_probing)))
+        out.append((sr.raw, v.onset_s, v.ghost_probing is True))  # an error is not a "yes"
     return out
 
 
@@ -204,18 +218,20 @@ def parse_seeds(s: str) -> list[int]:
     return out
 
 
-def generated_items(seeds: list[int]) -> list[dict]:
+def generated_items(seeds: list[int], dada_like: bool = False) -> list[dict]:
+    """The generated set (640x360 15 fps H.264), or with ``dada_like`` 1584x660 30 fps MPEG-4 AVI."""
     from engines.synth import DEMO_SET, render_clip
 
-    d = CACHE / "generated"
+    d = CACHE / ("generated_dada_like" if dada_like else "generated")
     d.mkdir(parents=True, exist_ok=True)
     items = []
+    kw = dict(fps=30, size=(1584, 660), codec="mpeg4") if dada_like else {}
     for seed in seeds:
         for scen, dur, onset in DEMO_SET:
-            p = d / f"{scen}_s{seed}.mp4"
+            p = d / f"{scen}_s{seed}{'.avi' if dada_like else '.mp4'}"
             meta = d / f"{scen}_s{seed}.json"
             if not (meta.exists() and p.exists()):
-                info = render_clip(p, scen, seed=seed, duration_s=dur, onset_s=onset if seed == 0 else None)
+                info = render_clip(p, scen, seed=seed, duration_s=dur, onset_s=onset if seed == 0 else None, **kw)
                 meta.write_text(json.dumps(info))
             info = json.loads(meta.read_text())
             items.append({"video_id": p.name, "path": p, "ghost_probing": bool(info["ghost_probing"]),
@@ -251,12 +267,55 @@ def peer_predictions() -> dict[str, bool | None]:
 
 
 # -- main --------------------------------------------------------------------------------------
+def compare(name: str, label_set: str, items: list[dict], cfg: BaselineConfig, after: list, common: dict,
+            per_clip: bool = False) -> None:
+    """Pipeline 1 (before) vs 2 (now) on the same clips and detector parameters."""
+    before = score_all([features_for(it["path"], cfg, PIPELINE1_SAMPLING) for it in items], cfg)
+    y = [it["ghost_probing"] for it in items]
+    on_true = [it["onset_s"] for it in items]
+    changed, worse, better = [], [], []
+    for it, b, a in zip(items, before, after):
+        if b[2] != a[2]:
+            changed.append(it["video_id"])
+            (better if a[2] == it["ghost_probing"] else worse).append(it["video_id"])
+        if per_clip:
+            emit(figure=f"{name}_clip", video_id=it["video_id"], ghost_probing_true=it["ghost_probing"],
+                 onset_true=it["onset_s"], before={"score": round(b[0], 4), "predicted": b[2], "onset": b[1]},
+                 after={"score": round(a[0], 4), "predicted": a[2], "onset": a[1]}, **common)
+    emit(figure=name, label_set=label_set, before_sampling=PIPELINE1_SAMPLING, after_sampling=SAMPLING,
+         before=metrics(y, [p for _, _, p in before], on_true, [o for _, o, _ in before]),
+         after=metrics(y, [p for _, _, p in after], on_true, [o for _, o, _ in after]),
+         verdicts_changed=changed, got_worse=worse, got_better=better,
+         passed=not worse, target="no verdict worse than before", **common)
+
+
 def main(argv: list[str] | None = None) -> int:
+    global CACHE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fit-generated", action="store_true", help="print fitted threshold/slope for config.py")
     ap.add_argument("--seeds-fit", default="0-5")
     ap.add_argument("--seeds-test", default="6-9")
+    ap.add_argument("--out", help="keep the feature cache and generated clips here ('data': under $GHOSTPROBE_DATA_DIR)")
+    ap.add_argument("--no-compare", action="store_true", help="leave out the before/after pipeline comparison")
+    ap.add_argument("--mpeg4-generated", action="store_true",
+                    help="also compare on the held-out seeds rendered like DADA (1584x660 30 fps MPEG-4; slow)")
     args = ap.parse_args(argv)
+    tmp = None
+    if args.out == "data":
+        CACHE = Path(os.environ.get("GHOSTPROBE_DATA_DIR") or (REPO / "data")).expanduser() / "cache" / "baseline"
+    elif args.out:
+        CACHE = Path(args.out).expanduser()
+    else:
+        tmp = tempfile.mkdtemp(prefix="eval_baseline_")
+        CACHE = Path(tmp)
+    try:
+        return _main(args)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _main(args) -> int:
     base = DEFAULT_CONFIG
     common = {"engine": "baseline", "revision": base.revision(), "sampling": SAMPLING}
     t0 = time.perf_counter()
@@ -275,11 +334,20 @@ def main(argv: list[str] | None = None) -> int:
         items = fit_items if name == "generated_fit" else generated_items(parse_seeds(seeds))
         feats = fit_feats if name == "generated_fit" else [features_for(it["path"], base) for it in items]
         res = score_all(feats, base)
-        emit(figure=name, label_set=f"generated (engines/synth.py) seeds {seeds}, 7 scenarios each",
+        label_set = f"generated (engines/synth.py) seeds {seeds}, 7 scenarios each"
+        emit(figure=name, label_set=label_set,
              params="config defaults (threshold and slope fitted on generated seeds "
                     f"{args.seeds_fit})", threshold=base.score_threshold,
              **metrics([it["ghost_probing"] for it in items], [p for _, _, p in res],
                        [it["onset_s"] for it in items], [o for _, o, _ in res]), **common)
+        if name == "generated_heldout" and not args.no_compare:
+            compare("pipeline_comparison_generated_heldout", label_set, items, base, res, common)
+    if args.mpeg4_generated and not args.no_compare:
+        items = generated_items(parse_seeds(args.seeds_test), dada_like=True)
+        res = score_all([features_for(it["path"], base) for it in items], base)
+        compare("pipeline_comparison_generated_dada_like",
+                f"generated seeds {args.seeds_test} rendered 1584x660 30 fps MPEG-4 AVI (like DADA)", items, base,
+                res, common, per_clip=True)
 
     if not (DADA_DIR / "labels.csv").exists():
         emit(figure="dada", skipped=f"{DADA_DIR} is absent: DADA figures not computed", **common)
@@ -298,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     for it, (raw, on, p) in zip(items, res):
         emit(figure="dada_clip", video_id=it["video_id"], label=it["label"], ghost_probing_true=it["ghost_probing"],
              score=round(raw, 4), predicted=p, onset_true=it["onset_s"], onset_pred=on, **common)
+    if not args.no_compare:
+        compare("pipeline_comparison_dada", label_set, items, base, res, common, per_clip=True)
 
     tuned = tune(feats, y, base)
     res_in = score_all(feats, tuned)

@@ -37,11 +37,15 @@ def fit_rotation(x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray, e: 
     """Rotation ``w`` given the FOE ``e``: minimise the flow across the radial direction (robust).
 
     Returns (w, Cauchy weights of the samples)."""
-    au, av = _rot_basis(x, y)
     dx, dy = x - e[0], y - e[1]
     r = np.sqrt(dx * dx + dy * dy) + 1e-6
     nx, ny = -dy / r, dx / r
-    a0 = nx[:, None] * au + ny[:, None] * av
+    # nx·Au + ny·Av column by column (the rotational basis of _rot_basis, without stacking it)
+    xy = x * y
+    a0 = np.empty((len(x), 3))
+    a0[:, 0] = nx * xy + ny * (1.0 + y * y)
+    a0[:, 1] = nx * -(1.0 + x * x) + ny * -xy
+    a0[:, 2] = nx * y + ny * -x
     b0 = nx * u + ny * v
     lam = 0.05 * math.sqrt(len(x))
     wt = np.ones_like(x)
