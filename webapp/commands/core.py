@@ -70,8 +70,10 @@ def cmd_serve(args, ctx) -> int:
 
 
 def cmd_probe(args, ctx) -> int:
+    from engines.errors import input_file
     from engines.video import probe
 
+    input_file(args.path, "video file or frame folder", allow_dir=True)  # FIFO, device, symlink loop: one sentence
     meta = probe(args.path, fps=args.fps)
     d = meta.to_dict()
     if args.json:

@@ -69,12 +69,24 @@ def _common(p) -> None:
 # -- shared steps (the detect/chat path itself lives in webapp/detection.py, shared with the UI) ----------
 
 def _check_flags(args) -> None:
+    """Every flag checked before anything is decoded, called or stored; the video path too (a FIFO
+    would block, a symlink loop would only say "cannot read")."""
+    import math
+
+    from engines.errors import input_file
     from webapp.cli import CliError
 
     if args.frames is not None and args.frames < 1:
         raise CliError("--frames must be at least 1")
     if args.max_side is not None and args.max_side < 16:
         raise CliError("--max-side must be at least 16 pixels")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise CliError(f"--temperature must be a number of at least 0, not {args.temperature:g}")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise CliError("--max-new-tokens must be at least 1")
+    if args.timeout is not None and (not math.isfinite(args.timeout) or args.timeout <= 0):
+        raise CliError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
+    input_file(args.video, "video file or frame folder", allow_dir=True)
 
 
 def video_id_of(path: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from engines.errors import GhostProbeError
 
@@ -94,11 +93,12 @@ def _read_input(name: str) -> str:
     if name == "-":
         data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
     else:
-        p = Path(name)
-        if not p.exists():
-            raise InputFileError(f"{name} does not exist.")
-        if p.is_dir():
-            raise InputFileError(f"{name} is a folder, not a file with a model answer.")
+        from engines.errors import InputError, input_file
+
+        try:  # a FIFO would block the read forever; a symlink loop says so
+            p = input_file(name, "file with a model answer")
+        except InputError as e:
+            raise InputFileError(str(e)) from None
         try:
             data = p.read_bytes()
         except OSError as e:
