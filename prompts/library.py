@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -13,25 +12,21 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "templates"
 
 
 def default_dirs() -> list[Path]:
-    """Bundled templates, then the user folder: $GHOSTPROBE_PROMPTS, else $GHOSTPROBE_DATA_DIR/prompts
-    (``./data/prompts`` by default) when it exists."""
-    dirs = [BUNDLED_DIR]
-    env = os.environ.get("GHOSTPROBE_PROMPTS")
-    if env:
-        dirs += [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    else:
-        user = Path(os.environ.get("GHOSTPROBE_DATA_DIR") or "data").expanduser() / "prompts"
-        if user.is_dir():
-            dirs.append(user)
-    return dirs
+    """Bundled templates, then the user's folders (engines.settings: $GHOSTPROBE_PROMPTS, else
+    <data dir>/prompts) that exist."""
+    from engines.settings import current
+
+    s = current()
+    if s.get("GHOSTPROBE_PROMPTS"):
+        return [BUNDLED_DIR, *s.prompt_dirs]
+    return [BUNDLED_DIR, *(d for d in s.prompt_dirs if d.is_dir())]
 
 
 def user_dir() -> Path:
     """Where new versions are saved by default: the first user folder."""
-    env = os.environ.get("GHOSTPROBE_PROMPTS")
-    if env:
-        return Path(env.split(os.pathsep)[0]).expanduser()
-    return Path(os.environ.get("GHOSTPROBE_DATA_DIR") or "data").expanduser() / "prompts"
+    from engines.settings import current
+
+    return current().prompt_dirs[0]
 
 
 class PromptLibrary:

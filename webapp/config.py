@@ -10,8 +10,9 @@ from engines.errors import GhostProbeError
 
 
 def _env(name: str, default: str | None = None) -> str | None:
-    v = os.environ.get(name)
-    return v if v not in (None, "") else default
+    from engines.settings import env
+
+    return env(name, default)
 
 
 @dataclass

@@ -30,11 +30,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.base import DETECTOR, Engine, EngineIdentity, GenerationOptions
+from engines.base import Engine, EngineIdentity, GenerationOptions
 from engines.errors import EngineError, GhostProbeError
 from reports import runs as R
 from reports.store import Store
@@ -232,7 +232,9 @@ def _location(engine: Engine, location: str | None, recorded: str | None = None)
         return recorded, False, loc.instances
     if location:
         return location, False, loc.instances
-    env = os.environ.get("GHOSTPROBE_LOCATION", "").strip()
+    from engines.settings import env as _env
+
+    env = (_env("GHOSTPROBE_LOCATION") or "").strip()
     if env:
         return env, False, loc.instances
     return loc.location, loc.defaulted, loc.instances
