@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "webapp.commands.cloud",
     "webapp.commands.runs_admin",
     "webapp.commands.models",
+    "webapp.commands.vad",
 )
 
 
