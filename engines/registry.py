@@ -36,6 +36,8 @@ BUILTIN: dict[str, str] = {
     "openai": "engines.llm.openai_engine:OpenAIEngine",
     "videollama2": "engines.llm.videollama2_engine:VideoLLaMA2Engine",
     "motion": "engines.vad.motion:MotionMapEngine",
+    "aivad": "engines.vad.aivad:AiVadEngine",
+    "sagemaker": "engines.vad.sagemaker:SageMakerVadEngine",
 }
 
 _ENGINES: dict[str, type[Engine]] = {}
