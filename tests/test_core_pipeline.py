@@ -257,3 +257,23 @@ def test_logs_after_detect_chat_and_a_twelve_video_eval(tmp_path, monkeypatch, c
         assert "pa55word" not in json.dumps(r, ensure_ascii=False)
     chat = next(r for r in rows if r["kind"] == "chat")
     assert chat["question"] == "画面里有什么？" and chat["response"]
+
+
+def test_worker_processes_answer_like_one_process(store, tmp_path):
+    """The baseline on 2 worker processes logs the same answers as on one, each video exactly once."""
+    from webapp.evaluation import run_eval
+
+    clips = make_clips(tmp_path / "clips", 4, frames=24, size=(160, 96))
+    insert_labels(store, "w", {p.name: i % 2 == 0 for i, p in enumerate(clips)})
+    one = run_eval(store, engine_name="baseline", label_set="w", videos_dir=clips[0].parent, workers=1,
+                   use_cache=False)
+    two = run_eval(store, engine_name="baseline", label_set="w", videos_dir=clips[0].parent, workers=2,
+                   use_cache=False)
+    assert one.summary["mode"] == "serial" and two.summary["mode"] == "processes"
+    a = {p["video_id"]: (p["status"], p["ghost_probing"], p["confidence"]) for p in R.predictions(store, one)}
+    b = {p["video_id"]: (p["status"], p["ghost_probing"], p["confidence"]) for p in R.predictions(store, two)}
+    assert a == b and len(b) == 4
+    assert two.summary["model_calls"] == 4 and two.summary["processed"] == 4
+    # a detector's run carries no prompt and no generation options
+    run = R.get_run(store, two)
+    assert run["prompt_id"] is None and run["prompt_hash"] is None and run["engine_kind"] == "detector"

@@ -449,6 +449,9 @@ def test_sigint_cancels_consistently_then_resume(tmp_path, clips):
         n = s.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", [run["run_id"]])
         assert run["status"] == "cancelled" and run["finished_at"] is not None
         assert n == len(progressed) and 1 <= n < 6  # every prediction written was reported, none half-done
+        # the summary agrees with the store (it is counted from it): "cached: 0/n", never more or fewer
+        done_line = next(ln for ln in lines if ln.startswith("cancelled:"))
+        assert re.search(rf"cached: 0/{n}, model calls: {n}\b", done_line), done_line
         again = __import__("webapp.evaluation", fromlist=["run_eval"]).run_eval(s, resume="interrupted")
         assert again.summary["skipped_done"] == n and again.summary["processed"] == 6 - n
         rows = s.query("SELECT video_id, count(*) AS c FROM predictions WHERE run_id = ? GROUP BY 1", [run["run_id"]])

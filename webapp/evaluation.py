@@ -473,6 +473,13 @@ def schedule(plan: Plan, *, progress: Progress | None = None, cancel: threading.
     return summary
 
 
+def _worker_init() -> None:
+    """Worker processes leave Ctrl-C to the parent, which stops scheduling and lets them finish."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_pool(plan: Plan, pending: deque, cancel: threading.Event, finished: Callable[[Answer], None],
               emit: Progress) -> tuple[bool, BaseException | None]:
     """Threads (remote engines) or processes (CPU engines): the parent logs every answer."""
@@ -487,7 +494,8 @@ def _run_pool(plan: Plan, pending: deque, cancel: threading.Event, finished: Cal
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(max_workers=plan.workers, mp_context=mp.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=plan.workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_worker_init)
         eng = plan.engine
         spec = (eng.name, eng.model, dict(eng.config or {}))
 
