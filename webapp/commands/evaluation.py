@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -266,7 +267,7 @@ def cmd_runs_show(args, ctx) -> int:
     c = costs.run_cost(ctx.store, m["run_id"])
     preds = runs.predictions(ctx.store, m["run_id"]) if args.predictions else None
     if args.json:
-        out = {**m, "cost": c}
+        out = {**m, "cost": c, "identity": runs.get_run(ctx.store, m["run_id"]).get("identity")}
         if preds is not None:
             out["predictions"] = preds
         print_json(out)
@@ -276,6 +277,13 @@ def cmd_runs_show(args, ctx) -> int:
           + (f", prompt {m['prompt_id']}@{m['prompt_version']}" if m.get("prompt_id") else "")
           + f", {m['status']}, location {m.get('location')}, scored {m['coverage']} planned videos"
           + (f" ({m['not_in_library']} not in the library)" if m.get("not_in_library") else ""))
+    run = runs.get_run(ctx.store, m["run_id"])
+    ident = run.get("identity") or {}
+    if ident:
+        shown = ", ".join(f"{k} {ident[k]}" for k in ("model", "revision", "endpoint", "video_mode", "dtype",
+                                                        "attention") if ident.get(k))
+        print(f"  identity: {ident.get('kind') or '-'} engine {ident.get('engine')}" + (f", {shown}" if shown else "")
+              + (f", sampling {json.dumps(ident.get('sampling'), ensure_ascii=False)}" if ident.get("sampling") else ""))
     for line in _metrics_lines(m):
         print("  " + line)
     print("  " + _cost_line(c))
