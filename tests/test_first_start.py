@@ -46,6 +46,36 @@ def test_page_answers_before_the_demo_clips_and_they_appear_afterwards(tmp_path)
         assert "demo clips: ready" in app.log_path.read_text()
 
 
+@pytest.mark.browser
+def test_the_preparing_notice_shows_in_library_and_chat_then_goes_away(tmp_path, page):
+    with RunningApp(tmp_path, wait_demo=False) as app:
+        page.goto(app.url + "/?__theme=light")
+        if "demo clips: ready" in app.log_path.read_text():
+            pytest.skip("the demo clips were ready before the page loaded (nothing to see)")
+        notice = page.locator("#library-demo-notice")
+        notice.wait_for(state="visible")
+        assert "正在准备演示视频" in notice.inner_text()
+        page.get_by_role("tab", name="对话检测").click()
+        page.locator("#chat-demo-notice").wait_for(state="visible")
+        assert "正在准备演示视频" in page.locator("#chat-demo-notice").inner_text()
+        # when the background rendering finishes, the notices go and the clips appear without a reload
+        page.locator("#chat-demo-notice").wait_for(state="hidden", timeout=240_000)
+        assert "demo clips: ready" in app.log_path.read_text()
+        page.locator("#chat-video input").click()
+        page.get_by_role("option").filter(has_text="synth_").first.wait_for()
+        page.keyboard.press("Escape")
+        page.get_by_role("tab", name="视频库").click()
+        assert not page.locator("#library-demo-notice").is_visible()
+        page.wait_for_function("() => document.querySelector('#lib-gallery').innerText.includes('synth_')",
+                               timeout=60_000)
+        assert page.locator("#lib-label-set input").input_value().startswith("demo")
+        # a page opened afterwards shows no notice at all
+        page.goto(app.url + "/?__theme=light")
+        page.wait_for_function("() => document.querySelector('#lib-gallery').innerText.includes('synth_')",
+                               timeout=60_000)
+        assert not page.locator("#library-demo-notice").is_visible()
+
+
 def test_second_start_needs_no_demo_clips(tmp_path):
     with RunningApp(tmp_path) as app:
         assert app.wait_for_demo() == "ready"
