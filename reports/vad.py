@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.base import Artifacts, Box, Detection
+from engines.base import Artifacts, Box, CallRecord, Detection
 from engines.types import Verdict
 
 
@@ -82,6 +82,27 @@ def save(store, response_id: int, detection: Detection, *, cache_key: str, sha25
     return int(response_id)
 
 
+def save_artifacts(store, response_id: int, artifacts: Artifacts) -> int | None:
+    """The prediction core's sink (webapp/predict.py ``_artifact_sinks``): the vad rows of a response
+    it has just logged, with the cache key, clip SHA-256, video, identity and verdict read back from
+    that ``responses`` row. Returns the id, or None when the row does not exist."""
+    from reports import responses
+
+    row = responses.get(store, int(response_id))
+    if row is None:
+        return None
+    verdict = Verdict(**{k: row.get(k) for k in ("ghost_probing", "confidence", "danger_level", "object_type",
+                                                 "onset_s", "status")}, reason=row.get("reason") or "",
+                      raw=row.get("response") or "")
+    call = CallRecord(engine=row.get("engine") or "", model=row.get("model_reported") or row.get("model"),
+                      revision=row.get("revision"), latency_s=row.get("model_s"), decode_s=row.get("decode_s"),
+                      generate_s=row.get("generate_s"), device=row.get("device"))
+    det = Detection(verdict=verdict, call=call, artifacts=artifacts)
+    ident = row.get("identity") if isinstance(row.get("identity"), dict) else {}
+    return save(store, int(response_id), det, cache_key=row.get("cache_key") or f"response:{response_id}",
+                sha256=row.get("sha256"), video_id=row.get("video_id"), identity=ident)
+
+
 def record(store, detection: Detection, *, identity: Any, sha256: str, video_id: str | None = None,
            sampling: dict[str, Any] | None = None, decode_s: float | None = None,
            timestamps: list[float] | None = None, kind: str = "detect", run_id: str | None = None) -> int:
@@ -117,10 +138,14 @@ def write_rows(w, response_id: int, detection: Detection, *, cache_key: str, sha
     name = next(iter(arts.tracks), None)
     track = arts.tracks.get(name, []) if name else []
     ts = np.asarray(timestamps, dtype=float) if timestamps else None
+    fidx = arts.extra.get("frame_indices") if ts is None else None  # the engine's own frame index per score
+    if not (isinstance(fidx, list) and len(fidx) == len(track)):
+        fidx = None
     frame_rows = []
     seen: set[int] = set()
     for pos, (t, s) in enumerate(track):
-        i = int(np.argmin(np.abs(ts - float(t)))) if ts is not None and len(ts) else pos
+        i = int(np.argmin(np.abs(ts - float(t)))) if ts is not None and len(ts) else (
+            int(fidx[pos]) if fidx is not None else pos)
         if i in seen:
             i = max(seen) + 1
         seen.add(i)

@@ -234,3 +234,25 @@ def test_an_error_is_stored_but_never_reused(store):
     back = vad.load(store, 41)
     assert back.verdict.status == "error" and back.track == [] and back.artifacts.maps is None
     assert vad.find(store, "k") is None
+
+
+def test_the_prediction_core_stores_vad_rows_through_save_artifacts(store, clips):
+    """An eval prediction with the motion engine through webapp/predict.py lands in vad_frames/vad_boxes."""
+    from engines.vad.motion import MotionMapEngine
+    from reports import vad
+    from webapp.predict import Predictor
+
+    info, clip = clips["emerge_pedestrian"]
+    eng = MotionMapEngine()
+    pred = Predictor(store, eng, sampling=dict(eng.default_sampling))
+    ans = pred.predict(info["path"], "emerge.mp4", kind="eval")
+    assert ans.verdict.status == "ok"
+    rid = ans.response_id
+    n = store.scalar("SELECT count(*) FROM vad_frames WHERE response_id = ?", [rid])
+    assert n == len(ans.artifacts.tracks["anomaly"]) and n >= 20
+    frames = store.query("SELECT frame, t FROM vad_frames WHERE response_id = ? ORDER BY frame", [rid])
+    ts = clip.timestamps_s
+    assert all(abs(ts[f["frame"]] - f["t"]) < 1e-3 for f in frames)  # the engine's own frame indices
+    back = vad.load(store, rid)
+    assert back.video_id == "emerge.mp4" and back.verdict.ghost_probing == ans.verdict.ghost_probing
+    assert vad.find(store, back.cache_key) == rid  # the Heatmap tab reuses what an eval run computed

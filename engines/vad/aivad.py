@@ -599,6 +599,7 @@ class AiVadEngine(Engine):
         arts = Artifacts(tracks={"anomaly": track}, thresholds={"anomaly": thr}, boxes=boxes,
                          maps=np.stack(maps).astype(np.float32) if maps else None, map_times=times,
                          extra={"rule": RULE, "frame_size": [int(fw), int(fh)], "pairs": len(pairs),
+                                "frame_indices": [int(b) for _a, b in pairs],
                                 "random_weights": random_w, "calibrated": bool(cfg.get("calibrated")),
                                 "map_scale": "anomaly score / (2 x threshold), clipped to 0..1",
                                 "note": RANDOM_NOTE if random_w else ""})

@@ -220,6 +220,7 @@ class SageMakerVadEngine(Engine):
                              maps=np.stack(maps) if maps and len(maps) == len(track) else None,
                              map_times=times if maps and len(maps) == len(track) else [],
                              extra={"rule": RULE, "frame_size": [int(fw), int(fh)], "requests": len(chunks),
+                                    "frame_indices": list(range(1, 1 + len(track))),
                                     "random_weights": random_w, "calibrated": False})
         except EngineError as e:
             verdict, arts = Verdict.error(str(e)), Artifacts()
