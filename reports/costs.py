@@ -205,24 +205,48 @@ def _cost(run: dict[str, Any], agg: dict[str, Any], price: dict[str, Any] | None
     return out
 
 
+def _run_aggs(store: Store, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """run_id → cost sums (_AGG_SQL), cached per run by reports.metrics' run tokens: only runs whose
+    predictions changed are summed again, each through its id range."""
+    from reports import metrics as M
+
+    st = M._state(store)
+    memo = M._memo(store)["cost"]
+    with M._MEMO_LOCK:
+        stale = [rid for rid in run_ids if rid not in memo or memo[rid][0] != st["tok"].get(rid)]
+    if stale:
+        fresh: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(stale), 500):
+            part = stale[i:i + 500]
+            cond, params = M._run_filter(st, part, col="run_id", id_col="response_id")
+            fresh.update({a["run_id"]: a for a in store.query(_AGG_SQL.format(where="WHERE " + cond), params)})
+        with M._MEMO_LOCK:
+            for rid in stale:
+                memo[rid] = (st["tok"].get(rid), fresh.get(rid, {}))
+    with M._MEMO_LOCK:
+        return {rid: memo[rid][1] for rid in run_ids}
+
+
 def run_cost(store: Store, run_id: str) -> dict[str, Any]:
     """Cost of one run (id or name): usd, usd_per_video, usd_per_call — or None with ``reason``."""
-    run = get_run(store, run_id)
-    aggs = store.query(_AGG_SQL.format(where="WHERE run_id = ?"), [run["run_id"]])
+    from reports.metrics import _run_row
+
+    run = _run_row(store, run_id)
+    agg = _run_aggs(store, [run["run_id"]])[run["run_id"]]
     price, why = find_price(store, run.get("location"))
-    return _cost(run, aggs[0] if aggs else {}, price, why)
+    return _cost(run, agg, price, why)
 
 
 def runs_costs(store: Store, run_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Costs of many runs with one aggregate query: run_id → cost dict."""
+    """Costs of many runs: run_id → cost dict (sums cached per run, see :func:`_run_aggs`)."""
     ensure_prices(store)
     if run_ids is not None and not run_ids:
         return {}
     where, params = "", []
     if run_ids is not None:
         where, params = f"WHERE run_id IN ({', '.join('?' * len(run_ids))})", list(run_ids)
-    aggs = {a["run_id"]: a for a in store.query(_AGG_SQL.format(where=where), params)}
     runs = store.query(f"SELECT run_id, location, instances FROM runs {where}", params)
+    aggs = _run_aggs(store, [r["run_id"] for r in runs])
     memo: dict[str | None, tuple] = {}
     out = {}
     for r in runs:

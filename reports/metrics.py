@@ -19,6 +19,8 @@ Rules (DESIGN.md, "the one rule above all"):
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import threading
 import weakref
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from reports.runs import RunError, get_run, video_key
-from reports.store import Store
+from reports.store import Store, decode_json_columns
 
 Z95 = 1.959963984540054
 POLICIES = ("counted_wrong", "excluded")
@@ -288,27 +290,43 @@ def _assemble(run: dict[str, Any], agg: dict[str, Any], policy: str, set_sizes: 
     return out
 
 
-def run_metrics(store: Store, run_id: str, policy: str = "counted_wrong") -> dict[str, Any]:
-    """Metrics of one run (id or name) against its label set, with intervals, both policies, AUROC,
-    onset error and latency percentiles."""
-    if policy not in POLICIES:
-        raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
-    run = get_run(store, run_id)
-    rid = run["run_id"]
-    ls = run.get("label_set")
-    agg = store.query(
-        f"""SELECT {_COUNTS_SQL}, (SELECT count(*) FROM labels WHERE label_set = ?) AS label_set_size
-            FROM predictions p LEFT JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
-            WHERE p.run_id = ?""", [ls, ls, rid])[0]
-    sizes = {ls: int(agg.pop("label_set_size") or 0)} if ls else {}
-    out = _assemble(run, agg, policy, sizes)
-    # parsed, labelled answers: scores for AUROC and onset pairs, in one scan, as arrays
+def _run_row(store: Store, run_id: str) -> dict[str, Any]:
+    """The run's row (the columns the figures need) by exact id, else through get_run (names, prefixes and
+    its one-sentence errors); get_run's coverage scan is only paid when the id is not exact."""
+    ref = (run_id or "").strip()
+    if ref:
+        rows = store.query(f"SELECT {', '.join(_RUN_COLS)} FROM runs WHERE run_id = ?", [ref])
+        if rows:
+            return rows[0]
+    return get_run(store, run_id)
+
+
+def _detail(store: Store, run: dict[str, Any], what: str, compute) -> Any:
+    """A per-run value cached by the run's token and the content of its label set."""
+    st = _state(store)
+    rid, ls = run["run_id"], run.get("label_set")
+    key = (st["tok"].get(rid), ls, st["labels_fp"].get(ls))
+    memo = _memo(store)["detail"]
+    with _MEMO_LOCK:
+        hit = memo.get((rid, what))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    value = compute(st)
+    with _MEMO_LOCK:
+        memo[(rid, what)] = (key, value)
+    return value
+
+
+def _scored_arrays(store: Store, rid: str, ls: str | None, st: dict[str, Any]) -> dict[str, list]:
+    """Parsed, labelled answers of one run in one scan: AUROC scores and onset pairs."""
     # (DuckDB's least/greatest skip NULLs, so a missing confidence must stay NULL explicitly)
+    cond, params = _run_filter(st, [rid])
     cols = store.cursor().execute(
-        """SELECT l.ghost_probing AS lab, p.ghost_probing AS pred,
-                  CASE WHEN p.confidence IS NOT NULL THEN least(1.0, greatest(0.0, p.confidence)) END AS conf, l.onset_s AS lon, p.onset_s AS pon
+        f"""SELECT l.ghost_probing AS lab, p.ghost_probing AS pred,
+                  CASE WHEN p.confidence IS NOT NULL THEN least(1.0, greatest(0.0, p.confidence)) END AS conf,
+                  l.onset_s AS lon, p.onset_s AS pon
            FROM predictions p JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
-           WHERE p.run_id = ? AND p.status = 'ok' AND p.ghost_probing IS NOT NULL""", [ls, rid]).fetchnumpy()
+           WHERE {cond} AND p.status = 'ok' AND p.ghost_probing IS NOT NULL""", [ls, *params]).fetchnumpy()
     lab = np.asarray(cols["lab"], dtype=bool)
     pred = np.asarray(cols["pred"], dtype=bool)
     conf = np.ma.filled(np.ma.asarray(cols["conf"], dtype=float), np.nan)
@@ -318,46 +336,168 @@ def run_metrics(store: Store, run_id: str, policy: str = "counted_wrong") -> dic
     lon = np.ma.filled(np.ma.asarray(cols["lon"], dtype=float), np.nan)[both]
     pon = np.ma.filled(np.ma.asarray(cols["pon"], dtype=float), np.nan)[both]
     ok = ~np.isnan(lon) & ~np.isnan(pon)
-    pairs = list(zip(lon[ok].tolist(), pon[ok].tolist()))
-    out.update(_auroc_block(ys, ss))
-    out["onset"] = onset_error(pairs)
+    return {"ys": ys, "ss": ss, "pairs": list(zip(lon[ok].tolist(), pon[ok].tolist()))}
+
+
+def run_metrics(store: Store, run_id: str, policy: str = "counted_wrong") -> dict[str, Any]:
+    """Metrics of one run (id or name) against its label set, with intervals, both policies, AUROC,
+    onset error and latency percentiles."""
+    if policy not in POLICIES:
+        raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
+    run = _run_row(store, run_id)
+    rid = run["run_id"]
+    ls = run.get("label_set")
+    st = _state(store)
+    agg = _run_aggs(store, [run], st)[rid]
+    sizes = {ls: int(st["labels_fp"][ls][0]) if ls in st["labels_fp"] else 0} if ls else {}
+    out = _assemble(run, agg, policy, sizes)
+    arr = _detail(store, run, "scored", lambda st_: _scored_arrays(store, rid, ls, st_))
+    out.update(_auroc_block(list(arr["ys"]), list(arr["ss"])))
+    out["onset"] = onset_error(arr["pairs"])
     return out
 
 
-# Per-store memo of per-run aggregates, keyed by a cheap fingerprint of each run's predictions and of
-# its label set: the Reports tab re-asks the same questions, and only runs that changed are recomputed.
+# -- caching ---------------------------------------------------------------------------------------
+# Per-store memo of per-run aggregates. Each run has a *token* that changes whenever one of its
+# predictions does; everything cached for a run (counts, latency, cost sums, scored answers) is keyed by
+# that token and the content of its label set, so a refresh after one new prediction recomputes that run
+# only. Finding what changed is cheap: the ``responses`` row count and the id sequence say whether
+# anything was written; the rows with ids above the last one seen name the runs that were. A count that
+# does not add up (rows deleted) falls back to one grouped scan of every run's (count, ids). Each run's
+# rows are read through its id range, so DuckDB skips the row groups of other runs.
 _MEMO: "weakref.WeakKeyDictionary[Store, dict[str, Any]]" = weakref.WeakKeyDictionary()
-_MEMO_LOCK = threading.Lock()
+_MEMO_LOCK = threading.RLock()
+_SNAPSHOT: "contextvars.ContextVar[dict | None]" = contextvars.ContextVar("reports_snapshot", default=None)
+
+_RUNS_DIGEST_COLS = ("run_id", "name", "engine", "engine_kind", "model", "revision", "endpoint", "identity",
+                     "identity_hash", "prompt_id", "prompt_version", "prompt_hash", "options", "sampling",
+                     "label_set", "planned", "location", "instances", "status", "hidden", "job_id", "output_dir",
+                     "created_at", "finished_at", "notes")
 
 
 def _memo(store: Store) -> dict[str, Any]:
     with _MEMO_LOCK:
         m = _MEMO.get(store)
         if m is None:
-            m = {"runs": {}, "latency": {}}
+            m = {"seen": None, "tok": {}, "range": {}, "n": 0, "runs": {}, "latency": {}, "lat_arrays": {},
+                 "cost": {}, "detail": {}, "rows": {}, "listing_order": None}
             _MEMO[store] = m
         return m
 
 
-def _fingerprints(store: Store) -> tuple[dict[str, tuple], dict[str, tuple]]:
-    """(run_id → (count, first, last created_at), label_set → (count, content hash))."""
-    runs_fp = {r[0]: tuple(r[1:]) for r in store.cursor().execute(
-        "SELECT run_id, count(*), min(created_at), max(created_at) FROM predictions GROUP BY run_id").fetchall()}
-    labels_fp = {r[0]: tuple(r[1:]) for r in store.cursor().execute(
+def clear_cache(store: Store) -> None:
+    """Forget everything cached for ``store`` (the next call recomputes every run, as on a first open)."""
+    with _MEMO_LOCK:
+        _MEMO.pop(store, None)
+
+
+@contextlib.contextmanager
+def snapshot(store: Store):
+    """Within this block, ask the store what changed once: every Reports query of one click shares one
+    look at the data (a write that lands during the block is seen by the next click)."""
+    cur = _SNAPSHOT.get()
+    if cur is not None and cur.get("store") is store:
+        yield
+        return
+    tok = _SNAPSHOT.set({"store": store})
+    try:
+        yield
+    finally:
+        _SNAPSHOT.reset(tok)
+
+
+def snapshotted(store: Store, fn):
+    """``fn`` run inside :func:`snapshot` (for event handlers; keeps its signature for Gradio)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with snapshot(store):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _state(store: Store) -> dict[str, Any]:
+    """Bring the per-run tokens up to date and return {tok, range, labels_fp, runs_digest}."""
+    snap = _SNAPSHOT.get()
+    if snap is not None and snap.get("store") is store and "state" in snap:
+        return snap["state"]
+    memo = _memo(store)
+    cur = store.cursor()
+    count, seq, runs_digest = cur.execute(
+        f"""SELECT (SELECT count(*) FROM responses),
+                   (SELECT last_value FROM duckdb_sequences() WHERE sequence_name = 'responses_seq'),
+                   (SELECT sum(hash({', '.join(_RUNS_DIGEST_COLS)})) FROM runs)""").fetchone()
+    labels_fp = {r[0]: tuple(r[1:]) for r in cur.execute(
         """SELECT label_set, count(*), sum(hash(video_id, ghost_probing, kind, onset_s)) FROM labels
            GROUP BY label_set""").fetchall()}
-    return runs_fp, labels_fp
+    with _MEMO_LOCK:
+        seen = memo["seen"]
+        if seen != (count, seq):
+            full = seen is None or seq is None or seen[1] is None
+            if not full:
+                new = cur.execute("""SELECT run_id, count(*), min(id), max(id) FROM responses WHERE id > ?
+                                     GROUP BY run_id""", [seen[1]]).fetchall()
+                if count != seen[0] + sum(r[1] for r in new):
+                    full = True  # rows were deleted (or a write is still landing): look at every run
+                else:
+                    for rid, _, lo, hi in new:
+                        if rid is None:
+                            continue  # a chat turn or detect: no run
+                        memo["n"] += 1
+                        memo["tok"][rid] = ("w", memo["n"])
+                        old = memo["range"].get(rid)
+                        memo["range"][rid] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+            if full:
+                tok, rng, scan = {}, {}, {}
+                scan_prev = memo.get("scan", {})
+                for rid, n, lo, hi, total in cur.execute(
+                        """SELECT run_id, count(*), min(id), max(id), sum(id) FROM responses
+                           WHERE run_id IS NOT NULL GROUP BY run_id""").fetchall():
+                    key = (n, lo, hi, total)
+                    old = memo["tok"].get(rid)
+                    # an unchanged run keeps its token (and so its cached aggregates)
+                    tok[rid] = old if old is not None and scan_prev.get(rid) == key else ("s", key)
+                    rng[rid], scan[rid] = (lo, hi), key
+                memo["scan"] = scan
+                memo["tok"], memo["range"] = tok, rng
+            memo["seen"] = (count, seq)
+        st = {"tok": dict(memo["tok"]), "range": dict(memo["range"]), "labels_fp": labels_fp,
+              "runs_digest": runs_digest}
+    if snap is not None and snap.get("store") is store:
+        snap["state"] = st
+    return st
+
+
+def _fingerprints(store: Store) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """(run_id → token of its predictions, label_set → (count, content hash))."""
+    st = _state(store)
+    return st["tok"], st["labels_fp"]
 
 
 def _in_clause(col: str, ids: Sequence[str]) -> tuple[str, list[str]]:
     return f"{col} IN ({', '.join('?' * len(ids))})", list(ids)
 
 
-def _aggregate_runs(store: Store, run_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
-    """Counts and latency per run with two grouped scans (no per-row Python work)."""
+def _run_filter(st: dict[str, Any], run_ids: Sequence[str], col: str = "p.run_id",
+                id_col: str = "p.response_id") -> tuple[str, list[Any]]:
+    """``col IN (...)`` plus the runs' id ranges, so DuckDB prunes the row groups of other runs."""
+    cond, params = _in_clause(col, run_ids)
+    ranges = [st["range"][r] for r in run_ids if r in st["range"]]
+    if ranges and len(ranges) == len(run_ids):
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        cond += f" AND {id_col} BETWEEN ? AND ?"
+        params += [lo, hi]
+    return cond, params
+
+
+def _aggregate_runs(store: Store, run_ids: Sequence[str] | None,
+                    st: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Counts, status counts and latency per run with two grouped scans (no per-row Python work)."""
     where, params = ("", [])
     if run_ids is not None:
-        cond, params = _in_clause("p.run_id", run_ids)
+        cond, params = _run_filter(st or _state(store), run_ids)
         where = "WHERE " + cond
     out: dict[str, dict[str, Any]] = {}
     for rid, lab, status, pred, cnt in store.cursor().execute(
@@ -366,8 +506,9 @@ def _aggregate_runs(store: Store, run_ids: Sequence[str] | None) -> dict[str, di
                 LEFT JOIN labels l ON l.label_set = r.label_set AND l.video_id = p.video_id
                 {where} GROUP BY ALL""", params).fetchall():
         a = out.setdefault(rid, dict(tp=0, fp=0, tn=0, fn=0, bad_pos=0, bad_neg=0, unparsed=0, errors=0,
-                                     unlabelled=0, predictions=0))
+                                     unlabelled=0, predictions=0, by_status={}))
         a["predictions"] += cnt
+        a["by_status"][status] = a["by_status"].get(status, 0) + cnt
         if lab is None:
             a["unlabelled"] += cnt
         elif status == "ok" and pred is not None:
@@ -386,12 +527,103 @@ def _aggregate_runs(store: Store, run_ids: Sequence[str] | None) -> dict[str, di
     return out
 
 
+def _run_aggs(store: Store, run_rows: Sequence[dict[str, Any]], st: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-run aggregates from the memo, recomputing only the runs whose predictions or label set changed.
+    (A run is scored against its label set as it stands in ``runs``; label_set is part of the key.)"""
+    memo = _memo(store)["runs"]
+    keys = {r["run_id"]: (st["tok"].get(r["run_id"]), r.get("label_set"), st["labels_fp"].get(r.get("label_set")))
+            for r in run_rows}
+    with _MEMO_LOCK:
+        stale = [rid for rid, k in keys.items() if rid not in memo or memo[rid][0] != k]
+    if stale:
+        everything = len(stale) > 20 and len(stale) * 2 > len(st["tok"])
+        fresh = _aggregate_runs(store, None if everything else stale, st)
+        with _MEMO_LOCK:
+            for rid in stale:
+                memo[rid] = (keys[rid], fresh.get(rid, {}))
+    with _MEMO_LOCK:
+        return {rid: memo[rid][1] for rid in keys}
+
+
+def run_status_counts(store: Store, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """run_id → {predictions, ok, unparsed, errors, cached} (as reports.runs.list_runs counts them), cached."""
+    st = _state(store)
+    rows = [{"run_id": r[0], "label_set": r[1]} for r in store.cursor().execute(
+        f"SELECT run_id, label_set FROM runs WHERE {_in_clause('run_id', run_ids)[0]}", list(run_ids)).fetchall()] \
+        if run_ids else []
+    aggs = _run_aggs(store, rows, st)
+    out = {}
+    for rid, a in aggs.items():
+        bs = a.get("by_status") or {}
+        out[rid] = {"predictions": int(a.get("predictions") or 0), "ok": int(bs.get("ok", 0)),
+                    "unparsed": int(bs.get("unparsed", 0)), "errors": int(bs.get("error", 0)),
+                    "cached": int(a.get("cached") or 0)}
+    return out
+
+
+def runs_listing(store: Store, include_hidden: bool = False) -> list[dict[str, Any]]:
+    """The rows of ``reports.runs.list_runs(store, include_hidden=...)`` (every column, counts, coverage),
+    served from the memo: a run's row is re-read only when the run changed, its counts only when its
+    predictions did."""
+    from reports.runs import _decode_run
+
+    st = _state(store)
+    memo = _memo(store)
+    cur = store.cursor()
+    order = cur.execute(f"""SELECT run_id, hash({', '.join(_RUNS_DIGEST_COLS)}), hidden FROM runs
+                            ORDER BY created_at DESC, run_id DESC""").fetchall()
+    with _MEMO_LOCK:
+        cache = memo["rows"]
+        need = [rid for rid, h, _ in order if rid not in cache or cache[rid][0] != h]
+    if need:
+        hashes = {rid: h for rid, h, _ in order}
+        got = {}
+        for i in range(0, len(need), 500):
+            part = need[i:i + 500]
+            for r in store.query(f"SELECT r.* FROM runs r WHERE {_in_clause('r.run_id', part)[0]}", part):
+                sel = r.get("selection")
+                r = decode_json_columns(r, ("options", "sampling", "selection", "missing", "identity"))
+                sel_v = r.get("selection")
+                r["selected"] = len(sel_v) if isinstance(sel_v, list) else (None if sel is None else 0)
+                got[r["run_id"]] = r
+        with _MEMO_LOCK:
+            for rid in need:
+                if rid in got:
+                    cache[rid] = (hashes[rid], got[rid])
+            for rid in list(cache):
+                if rid not in hashes:
+                    del cache[rid]
+    ids = [rid for rid, _, hidden in order if include_hidden or not hidden]
+    run_rows = []
+    with _MEMO_LOCK:
+        base = {rid: cache[rid][1] for rid in ids if rid in cache}
+    run_rows = [{"run_id": rid, "label_set": base[rid].get("label_set")} for rid in ids if rid in base]
+    aggs = _run_aggs(store, run_rows, st)
+    out = []
+    for rid in ids:
+        b = base.get(rid)
+        if b is None:
+            continue
+        a = aggs.get(rid) or {}
+        bs = a.get("by_status") or {}
+        row = dict(b)
+        row.update(predictions=int(a.get("predictions") or 0), ok=int(bs.get("ok", 0)),
+                   unparsed=int(bs.get("unparsed", 0)), errors=int(bs.get("error", 0)),
+                   cached=int(a.get("cached") or 0))
+        # a fresh copy of the lists _decode_run keeps, so a caller cannot change the cache
+        for k in ("selection", "missing"):
+            if isinstance(row.get(k), list):
+                row[k] = list(row[k])
+        out.append(_decode_run(row))
+    return out
+
+
 def runs_overview(store: Store, run_ids: Sequence[str] | None = None,
                   policy: str = "counted_wrong") -> list[dict[str, Any]]:
     """Every run (or the given ones) with its matrix, figures and intervals.
 
     Two grouped SQL scans, and only for runs whose predictions or label set changed since the last call
-    on this store (a fingerprint query decides)."""
+    on this store (see the memo above)."""
     if policy not in POLICIES:
         raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
     if run_ids is not None and not run_ids:
@@ -402,20 +634,9 @@ def runs_overview(store: Store, run_ids: Sequence[str] | None = None,
         where = "WHERE " + cond
     runs = store.query(f"SELECT {', '.join(_RUN_COLS)} FROM runs r {where} ORDER BY created_at DESC, run_id DESC",
                        params)
-    runs_fp, labels_fp = _fingerprints(store)
-    memo = _memo(store)["runs"]
-    keys = {r["run_id"]: (runs_fp.get(r["run_id"]), r.get("label_set"), labels_fp.get(r.get("label_set")))
-            for r in runs}
-    with _MEMO_LOCK:
-        stale = [rid for rid, k in keys.items() if rid not in memo or memo[rid][0] != k]
-    if stale:
-        fresh = _aggregate_runs(store, None if len(stale) == len(runs) and run_ids is None else stale)
-        with _MEMO_LOCK:
-            for rid in stale:
-                memo[rid] = (keys[rid], fresh.get(rid, {}))
-    sizes = {k: int(v[0]) for k, v in labels_fp.items()}
-    with _MEMO_LOCK:
-        aggs = {rid: memo[rid][1] for rid in keys}
+    st = _state(store)
+    aggs = _run_aggs(store, runs, st)
+    sizes = {k: int(v[0]) for k, v in st["labels_fp"].items()}
     return [_assemble(r, aggs[r["run_id"]], policy, sizes) for r in runs]
 
 
@@ -451,34 +672,83 @@ def by_prompt_version(store: Store, label_set: str | None = None, policy: str = 
                                       str(r.get("engine")), str(r.get("model"))))
 
 
+def _latency_arrays(store: Store, run_ids: Sequence[str], st: dict[str, Any]) -> dict[str, np.ndarray]:
+    """run_id → the measured latencies of its non-error predictions (cached per run token)."""
+    memo = _memo(store)["lat_arrays"]
+    with _MEMO_LOCK:
+        stale = [rid for rid in run_ids if rid not in memo or memo[rid][0] != st["tok"].get(rid)]
+    if stale:
+        fresh: dict[str, list[float]] = {rid: [] for rid in stale}
+        for i in range(0, len(stale), 100):
+            part = stale[i:i + 100]
+            cond, params = _run_filter(st, part)
+            res = store.cursor().execute(
+                f"""SELECT p.run_id, p.latency_s FROM predictions p
+                    WHERE p.status <> 'error' AND p.latency_s IS NOT NULL AND {cond}""", params).fetchnumpy()
+            rids, lats = np.asarray(res["run_id"], dtype=object), np.asarray(res["latency_s"], dtype=float)
+            if rids.size:
+                order = np.argsort(rids, kind="stable")
+                rids, lats = rids[order], lats[order]
+                uniq, starts = np.unique(rids, return_index=True)
+                bounds = list(starts[1:]) + [rids.size]
+                for rid, s0, s1 in zip(uniq, starts, bounds):
+                    fresh[str(rid)] = lats[s0:s1]
+        with _MEMO_LOCK:
+            for rid in stale:
+                memo[rid] = (st["tok"].get(rid), np.asarray(fresh[rid], dtype=float))
+    with _MEMO_LOCK:
+        return {rid: memo[rid][1] for rid in run_ids}
+
+
 def latency_by_engine(store: Store, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Latency quartiles, fences and p95 per engine/model (for box plots without shipping raw rows)."""
+    """Latency quartiles, fences and p95 per engine/model (for box plots without shipping raw rows).
+
+    Quantiles are linear interpolation between order statistics (DuckDB's quantile_cont), over the
+    runs' non-error answers with a measured latency; each run's latencies are cached by its token."""
+    if run_ids is not None and not run_ids:
+        return []
+    st = _state(store)
     where, params = "", []
     if run_ids is not None:
-        if not run_ids:
-            return []
-        cond, params = _in_clause("p.run_id", run_ids)
-        where = "AND " + cond
-    runs_fp, _ = _fingerprints(store)
-    engines_ = tuple(store.cursor().execute("SELECT run_id, engine, model FROM runs ORDER BY run_id").fetchall())
-    key = (hash(tuple(sorted(runs_fp.items(), key=lambda kv: kv[0]))), hash(engines_), tuple(params))
+        where, params = "WHERE " + _in_clause("run_id", run_ids)[0], list(run_ids)
+    groups: dict[tuple, list[str]] = {}
+    for rid, engine, model in store.cursor().execute(f"SELECT run_id, engine, model FROM runs {where}",
+                                                     params).fetchall():
+        if rid in st["tok"]:
+            groups.setdefault((engine, model), []).append(rid)
+    arrays = _latency_arrays(store, [r for g in groups.values() for r in g], st)
     memo = _memo(store)["latency"]
-    with _MEMO_LOCK:
-        if key in memo:
-            return [dict(r) for r in memo[key]]
     rows = []
-    for engine, model, n, mn, q, mx, mean in store.cursor().execute(
-            f"""SELECT r.engine, r.model, count(*), min(p.latency_s),
-                       quantile_cont(p.latency_s, [0.25, 0.5, 0.75, 0.95]), max(p.latency_s), avg(p.latency_s)
-                FROM predictions p JOIN runs r USING (run_id)
-                WHERE p.status <> 'error' AND p.latency_s IS NOT NULL {where}
-                GROUP BY ALL ORDER BY r.engine, r.model""", params).fetchall():
-        rows.append({"engine": engine, "model": model, "n": n, "min": mn, "q1": q[0], "p50": q[1], "q3": q[2],
-                     "p95": q[3], "max": mx, "mean": mean})
-    with _MEMO_LOCK:
-        memo.clear()  # keep one entry per filter: the latest data
-        memo[key] = rows
-    return [dict(r) for r in rows]
+    for (engine, model) in sorted(groups, key=lambda k: (k[0], k[1] is None, k[1] or "")):
+        ids = sorted(groups[(engine, model)])
+        key = tuple((rid, st["tok"].get(rid)) for rid in ids)
+        with _MEMO_LOCK:
+            hit = memo.get((engine, model))
+        if hit is not None and hit[0] == key:
+            row = hit[1]
+        else:
+            parts = [arrays[rid] for rid in ids if arrays[rid].size]
+            if not parts:
+                row = None
+            else:
+                v = np.concatenate(parts)
+                n = int(v.size)
+                qs = [0.25, 0.5, 0.75, 0.95]
+                ks = sorted({int(math.floor((n - 1) * q)) for q in qs} | {int(math.ceil((n - 1) * q)) for q in qs})
+                part = np.partition(v, ks)
+                qv = []
+                for q in qs:
+                    rn = (n - 1) * q
+                    f, c = int(math.floor(rn)), int(math.ceil(rn))
+                    lo, hi = float(part[f]), float(part[c])
+                    qv.append(lo if f == c else lo + (rn - f) * (hi - lo))
+                row = {"engine": engine, "model": model, "n": n, "min": float(v.min()), "q1": qv[0], "p50": qv[1],
+                       "q3": qv[2], "p95": qv[3], "max": float(v.max()), "mean": float(v.sum() / n)}
+            with _MEMO_LOCK:
+                memo[(engine, model)] = (key, row)
+        if row is not None:
+            rows.append(dict(row))
+    return rows
 
 
 # -- comparing two runs ----------------------------------------------------------------------------
@@ -557,10 +827,17 @@ def compare_runs(store: Store, run_a: str, run_b: str, policy: str = "counted_wr
 
 def scored_answers(store: Store, run_id: str) -> tuple[list[bool], list[float]]:
     """(labels, P(ghost probing) scores) of a run's parsed, labelled answers that carry a confidence."""
-    run = get_run(store, run_id)
-    rows = store.cursor().execute(
-        """SELECT l.ghost_probing, p.ghost_probing, p.confidence FROM predictions p
-           JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
-           WHERE p.run_id = ? AND p.status = 'ok' AND p.ghost_probing IS NOT NULL AND p.confidence IS NOT NULL""",
-        [run.get("label_set"), run["run_id"]]).fetchall()
-    return [bool(r[0]) for r in rows], [ghost_score(r[1], r[2]) for r in rows]
+    run = _run_row(store, run_id)
+    rid, ls = run["run_id"], run.get("label_set")
+
+    def compute(st):
+        cond, params = _run_filter(st, [rid])
+        rows = store.cursor().execute(
+            f"""SELECT l.ghost_probing, p.ghost_probing, p.confidence FROM predictions p
+               JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
+               WHERE {cond} AND p.status = 'ok' AND p.ghost_probing IS NOT NULL AND p.confidence IS NOT NULL""",
+            [ls, *params]).fetchall()
+        return [bool(r[0]) for r in rows], [ghost_score(r[1], r[2]) for r in rows]
+
+    y, s = _detail(store, run, "scored_answers", compute)
+    return list(y), list(s)

@@ -308,3 +308,114 @@ def test_roc_and_pr_points_match_scikit_learn():
         assert np.allclose(rec[::-1], ref_rec[:-1]) and np.allclose(prec[::-1], ref_prec[:-1])
         checked += 1
     assert checked > 50
+
+
+# -- the per-run memo gives what a fresh computation gives ----------------------------------------------------
+def _fresh(store, fn):
+    """``fn(store)`` with an empty memo, and the memo put back as it was (a second store is not needed)."""
+    saved = M._MEMO.pop(store, None)
+    try:
+        return fn(store)
+    finally:
+        M._MEMO.pop(store, None)
+        if saved is not None:
+            M._MEMO[store] = saved
+
+
+def _sql_latency(store):
+    """latency_by_engine's figures straight from DuckDB (the reference for the cached numpy form)."""
+    rows = store.query("""SELECT r.engine, r.model, count(*) AS n, min(p.latency_s) AS mn,
+                                 quantile_cont(p.latency_s, [0.25, 0.5, 0.75, 0.95]) AS q, max(p.latency_s) AS mx,
+                                 avg(p.latency_s) AS mean
+                          FROM predictions p JOIN runs r USING (run_id)
+                          WHERE p.status <> 'error' AND p.latency_s IS NOT NULL GROUP BY ALL ORDER BY 1, 2""")
+    return [{"engine": r["engine"], "model": r["model"], "n": r["n"], "min": r["mn"], "q1": r["q"][0],
+             "p50": r["q"][1], "q3": r["q"][2], "p95": r["q"][3], "max": r["mx"], "mean": r["mean"]} for r in rows]
+
+
+def _same(a, b):
+    if isinstance(a, float) or isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-12, abs=1e-12)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _check_all(store):
+    from reports import costs as C
+    from reports.runs import list_runs
+
+    for hidden in (False, True):
+        assert M.runs_listing(store, include_hidden=hidden) == list_runs(store, include_hidden=hidden)
+    assert _same(M.runs_overview(store), _fresh(store, M.runs_overview))
+    ids = [r["run_id"] for r in list_runs(store, include_hidden=True)]
+    assert _same(C.runs_costs(store), _fresh(store, C.runs_costs))
+    assert _same(M.latency_by_engine(store), _sql_latency(store))
+    assert _same(M.latency_by_engine(store), _fresh(store, M.latency_by_engine))
+    for rid in ids:
+        for policy in M.POLICIES:
+            assert _same(M.run_metrics(store, rid, policy), _fresh(store, lambda s: M.run_metrics(s, rid, policy)))
+        assert _same(M.scored_answers(store, rid), _fresh(store, lambda s: M.scored_answers(s, rid)))
+        assert _same(C.run_cost(store, rid), _fresh(store, lambda s: C.run_cost(s, rid)))
+
+
+def test_memo_matches_a_fresh_computation_through_every_kind_of_change(store):
+    from reports.responses import log_response
+    from reports.runs import delete_predictions, delete_run, rename_run, set_run_hidden
+
+    rng = np.random.default_rng(7)
+    _labels(store, "t", [(f"v{i}.avi", i % 3 == 0, 1.0 + i % 4) for i in range(12)])
+
+    def answer(i):
+        status = ["ok", "ok", "ok", "unparsed", "error"][int(rng.integers(0, 5))]
+        if status != "ok":
+            return Verdict(status=status, raw="?")
+        return Verdict(ghost_probing=bool(rng.integers(0, 2)), confidence=float(rng.random()), status="ok",
+                       onset_s=float(rng.random() * 3))
+
+    a = _run(store, [(f"v{i}.avi", answer(i), float(rng.random() * 2)) for i in range(8)], name="A",
+             prompt=("gp", "1", "h1"))
+    b = _run(store, [(f"v{i}.avi", answer(i), float(rng.random() * 2)) for i in range(12)], name="B",
+             prompt=("gp", "2", "h2"))
+    _check_all(store)
+    # a new prediction, a replaced one, a chat turn (no run) in between
+    add_prediction(store, a, "v9.avi", None, answer(9), {"latency_s": 0.7})
+    log_response(store, kind="chat", engine="baseline", chat_id="c1", video_id="v1.avi", response="hi")
+    add_prediction(store, b, "v3.avi", None, Verdict(ghost_probing=True, confidence=0.9, status="ok"),
+                   {"latency_s": 1.9})
+    _check_all(store)
+    # a cached answer, a third run on another engine, rename and hide
+    c = create_run(store, engine="openai", model="gpt-4o", label_set="t", location="openai:gpt-4o",
+                   selection=["v1.avi", "v2.avi"])
+    add_prediction(store, c, "v1.avi", None, answer(1), {"latency_s": 3.0, "prompt_tokens": 10,
+                                                          "completion_tokens": 3})
+    add_prediction(store, c, "v2.avi", None, answer(2), {"latency_s": 2.0}, cached=True)
+    rename_run(store, a, "A2")
+    set_run_hidden(store, b, True)
+    _check_all(store)
+    set_run_hidden(store, b, False)
+    with store.write() as cur:  # a label corrected in place
+        cur.execute("UPDATE labels SET ghost_probing = NOT ghost_probing WHERE video_id = 'v3.avi'")
+    _check_all(store)
+    # rows deleted: a failed import's answers, then a whole run
+    delete_predictions(store, c)
+    _check_all(store)
+    finish_run(store, c, "failed")
+    delete_run(store, c)
+    _check_all(store)
+    assert c not in {r["run_id"] for r in M.runs_listing(store, include_hidden=True)}
+
+
+def test_snapshot_shares_one_look_and_the_next_click_sees_new_predictions(store):
+    _labels(store, "t", [("a.avi", True, None), ("b.avi", False, None)])
+    yes = Verdict(ghost_probing=True, status="ok")
+    rid = _run(store, [("a.avi", yes, 1.0)])
+    with M.snapshot(store):
+        assert M.runs_overview(store)[0]["n"] == 1
+        add_prediction(store, rid, "b.avi", None, yes, {"latency_s": 2.0})
+        assert M.runs_overview(store)[0]["n"] == 1  # the click's one look at the store
+    assert M.runs_overview(store)[0]["n"] == 2  # the next click sees the new answer
+    wrapped = M.snapshotted(store, lambda: (M.runs_overview(store)[0]["n"], M.runs_listing(store)[0]["predictions"]))
+    assert wrapped() == (2, 2)

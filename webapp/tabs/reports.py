@@ -206,7 +206,7 @@ def filter_choices(overview: list[dict[str, Any]], lang: str = "zh") -> dict[str
 def with_coverage(state: AppState, rows: list[dict[str, Any]], include_hidden: bool = False) -> list[dict[str, Any]]:
     """Overview rows joined with reports.runs' coverage (planned, scored, not_predicted, missing) and hidden flag;
     hidden runs left out unless asked for."""
-    listed = {r["run_id"]: r for r in RA.list_runs(state.store, include_hidden=True)}
+    listed = {r["run_id"]: r for r in M.runs_listing(state.store, include_hidden=True)}  # list_runs, cached
     out = []
     for r in rows:
         f = listed.get(r["run_id"], {})
@@ -558,7 +558,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         return metrics_md(state, m, lang), decision_md(m, lang), *plots, roc_note, text
 
     def empty_line(rows: list[dict[str, Any]], lang: str) -> str:
-        everything = RA.list_runs(state.store, include_hidden=True)
+        everything = M.runs_listing(state.store, include_hidden=True)
         hidden = sum(1 for r in everything if r.get("hidden"))
         if not everything:
             return msg.m("rep_no_runs", lang)
@@ -665,6 +665,9 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     gr.api(report_json_api, api_name="report_json")
 
     # -- wiring -------------------------------------------------------------------------------------
+    # one look at what changed in the store per click, shared by every query of that click
+    on_filter, on_refresh, on_select_row, on_run, on_page_load = (
+        M.snapshotted(state.store, f) for f in (on_filter, on_refresh, on_select_row, on_run, on_page_load))
     detail_outs = [metrics_view, decision_view, p_versions, p_conf, p_conf_ex, p_roc, p_pr, p_lat, p_cost, roc_note,
                    status]
     list_outs = [runs_empty, runs_df, run_dd, export_btn, *detail_outs]
