@@ -46,7 +46,6 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -89,9 +88,7 @@ def is_private_host(name: str | None) -> bool:
     return ip.is_private or ip.is_loopback or ip.is_link_local
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    v = os.environ.get(name)
-    return v if v not in (None, "") else default
+from engines.settings import env as _env  # noqa: E402  (the one settings object)
 
 
 def build_content(clip: Clip | None, text: str, video_mode: str, jpeg_quality: int = JPEG_QUALITY) -> list[dict[str, Any]]:

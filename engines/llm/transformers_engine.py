@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 import queue
 import re
 import threading
@@ -68,9 +67,7 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _ATTN_FALLBACK: dict[str, str] = {}
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    v = os.environ.get(name)
-    return v if v not in (None, "") else default
+from engines.settings import env as _env  # noqa: E402  (the one settings object)
 
 
 def _truthy(v: Any) -> bool:
@@ -248,7 +245,7 @@ def _device_desc(model: Any, precision: Precision) -> str:
 
 def on_zero_gpu() -> bool:
     """True on Hugging Face ZeroGPU hardware (the ``spaces`` package is importable there)."""
-    return importlib.util.find_spec("spaces") is not None and bool(os.environ.get("SPACE_ID"))
+    return importlib.util.find_spec("spaces") is not None and bool(_env("SPACE_ID"))
 
 
 def _zero_gpu_wrap(fn, duration: int):
