@@ -131,3 +131,39 @@ def test_fit_needs_two_videos():
 
     with pytest.raises(EngineError, match="at least 2 normal videos"):
         A.fit([("only", _frames(1, 3, 1)), ("dupes", np.stack([_frames(3, 1, 0)[0]] * 2))], CFG)
+
+
+def test_serving_container_with_the_fitted_artifact_on_loopback(fitted):
+    """/ping and /invocations of the real container with AI-VAD loaded from the three files."""
+    import base64
+    import threading
+
+    import cv2
+    import httpx
+
+    from engines.vad.serve import server as S
+
+    _model, _report, out = fitted
+    srv, st = S.make_server(S.AiVadScorer(out), "127.0.0.1", 0, load_async=False)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        assert httpx.get(url + "/ping").status_code == 200
+        test = _frames(7, 2, 1, square=24)
+        png = cv2.imencode(".png", test[1][..., ::-1])[1].tobytes()
+        for ctype in ("image/x-image", "application/x-image"):
+            r = httpx.post(url + "/invocations", content=png, headers={"Content-Type": ctype}, timeout=300)
+            assert r.status_code == 200, r.text
+            o = r.json()
+            assert len(o["pred_scores"]) == 1 and len(o["pred_boxes"]) == len(o["box_scores"])
+            assert "velocity needs two frames" in o["note"] and o["warning"] == "random weights: scores are meaningless"
+        imgs = [base64.b64encode(cv2.imencode(".png", f[..., ::-1])[1].tobytes()).decode() for f in test]
+        r = httpx.post(url + "/invocations", json={"images": imgs, "clip": True, "maps": True}, timeout=300)
+        assert r.status_code == 200, r.text
+        o = r.json()
+        assert o["pairs"] == [[0, 1]] and len(o["pred_scores"]) == 1 and len(o["maps"][0][0]) == 32
+        r = httpx.post(url + "/invocations", content=b"not an image", headers={"Content-Type": "image/x-image"})
+        assert r.status_code == 400 and "not an image" in r.json()["error"]
+    finally:
+        srv.shutdown()
+        srv.server_close()
