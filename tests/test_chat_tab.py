@@ -234,3 +234,77 @@ def test_the_app_builds_with_the_chat_tab(env_dirs, hf):
         assert {"detect_video", "chat_history"} <= api_names
     finally:
         st.close()
+
+
+# -- chat out of the box, both languages ----------------------------------------------------------------
+
+def test_a_detector_cannot_chat_and_says_why_in_either_language(hf):
+    from engines.registry import get_engine
+
+    base = get_engine("baseline")
+    assert not base.chat_capable
+    zh = C.cannot_chat_text("baseline", base, True)
+    assert zh == base.can_chat_reason() and "检测鬼探头" in zh and "模型目录" in zh
+    en = C.cannot_chat_text("baseline", base, True, lang="en")
+    assert "cannot chat" in en and "baseline" in en and "Model catalogue" in en
+    tf = get_engine("transformers")
+    assert C.cannot_chat_text("transformers", tf, True) is None  # a video LLM takes questions
+    off = C.cannot_chat_text("openai", get_engine("openai"), False, "Not configured: set GHOSTPROBE_OPENAI_BASE_URL.")
+    assert off.startswith("引擎 openai 现在不可用") and "GHOSTPROBE_OPENAI_BASE_URL" in off
+
+
+def test_the_verdict_card_transcript_and_call_line_in_english():
+    v = Verdict(ghost_probing=True, confidence=0.8, danger_level="medium", object_type="vehicle", onset_s=1.5,
+                reason="A car came out from behind a truck.", status="ok", raw="{}").to_dict()
+    card = C.verdict_card_html(v, "ghost_probing@2", lang="en")
+    for text in ("Ghost probing: ", ">yes<", "Danger level", ">medium<", ">vehicle<", "1.5 s", "Confidence"):
+        assert text in card, text
+    zh = C.verdict_card_html(v, lang="zh")
+    assert ">中<" in zh and ">车辆<" in zh and "是否鬼探头" in zh
+    unparsed = C.verdict_card_html(Verdict(raw="kalon").to_dict(), lang="en")
+    assert ">unparsed<" in unparsed and "never as “no”" in unparsed and ">no<" not in unparsed
+    m = C.turns_to_messages([{"kind": "detect", "verdict": v, "error": None},
+                             {"kind": "chat", "question": "q", "answer": "half", "error": D.STOPPED}], lang="en")
+    assert m[0]["content"] == "🔍 Detect ghost probing" and "Verdict: **yes**" in m[1]["content"]
+    assert "(stopped)" in m[3]["content"]
+    line = C.call_line({"latency_s": 1.0, "decode_s": 0.25, "prompt_tokens": 10, "completion_tokens": 5}, "tf", "m",
+                       "chat@1", "abcdef0123456789", lang="en")
+    assert line == "⏱ engine tf · model m · 1.25 s (decode 0.25), 10 tokens in / 5 out · prompt chat@1 (abcdef012345)"
+    assert "Not run yet" in C.no_verdict_html("en") and "尚未检测" in C.no_verdict_html("zh")
+    rows = [{"name": "b", "available": False, "reason": "Not configured: set GHOSTPROBE_OPENAI_BASE_URL."}]
+    assert C.engine_choices(rows, "en") == [("b (unavailable)", "b")]
+    assert "未配置" in C.engine_info_md(rows[0], "zh") and "Not configured" in C.engine_info_md(rows[0], "en")
+
+
+def test_the_plot_threshold_comes_from_the_detection_outcome():
+    class Out:
+        threshold = 0.37
+        verdict = Verdict(raw='{"threshold": 0.9}')
+
+    class Old:
+        verdict = Verdict(raw='{"threshold": 0.42}')
+
+    assert C.outcome_threshold(Out()) == 0.37  # DetectOutcome.threshold wins
+    assert C.outcome_threshold(Old()) == 0.42  # older outcomes: the baseline's raw JSON
+    fig = C.track_figure([(0.0, 0.1), (1.0, 0.5)], threshold=0.37, lang="en")
+    assert fig.layout.xaxis.title.text == "time (s)" and fig.layout.annotations[0].text == "threshold 0.37"
+
+
+def test_catalogue_choices_mark_pulled_models(tmp_path, monkeypatch):
+    from webapp import models as M
+    from webapp.config import load_config
+
+    monkeypatch.setenv("GHOSTPROBE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("GHOSTPROBE_MODELS", raising=False)
+    cfg = load_config()
+    before = dict((v, k) for k, v in C.catalogue_choices(cfg))
+    assert set(before) == {m.name for m in M.CATALOGUE} and not any("已下载" in k for k in before.values())
+    folder = M.local_path(cfg, M.get("qwen3-vl-2b"))
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / M.MARKER).write_text("{}")
+    after = dict((v, k) for k, v in C.catalogue_choices(cfg, "en"))
+    assert "✅ pulled" in after["qwen3-vl-2b"] and "Chinese good" in after["qwen3-vl-2b"]
+    assert "pulled" not in after["smolvlm2-256m"]
+    info = C.catalogue_info_md(cfg, "qwen3-vl-2b", "zh").replace("\\", "")  # Markdown escapes aside
+    assert "Qwen/Qwen3-VL-2B-Instruct" in info and str(folder) in info and "使用此模型" in info

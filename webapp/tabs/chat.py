@@ -452,7 +452,7 @@ def catalogue_info_md(config: Any, name: str | None, lang: str = "zh") -> str:
               zh=_m("cat_zh_good" if m.chinese == "good" else "cat_zh_weak", lang), runs=MSG.escape_md(m.runs_on),
               size=MSG.escape_md(M.size_text(config, m, lang)), note=MSG.escape_md(m.note_zh if lang == "zh" else m.note_en))
     done = M.pulled_info(config, m)
-    where = (_m("cat_where", lang, path=M.local_path(config, m)) if done else _m("cat_not_pulled", lang))
+    where = (_m("cat_where", lang, path=M.local_path(config, m)) if done is not None else _m("cat_not_pulled", lang))
     return info + "\n\n" + where
 
 
