@@ -79,6 +79,7 @@ def test_echo_reflects_the_frames_we_sent(worker):
             {"role": "assistant", "content": "没有"}, {"role": "user", "content": "再看看第3秒？"}]
     c = clip()
     pieces = list(e.stream_chat(c, msgs, GenerationOptions(max_new_tokens=77)))
+    assert len(pieces) > 10  # streamed word by word over NDJSON, not one block
     text = "".join(pieces)
     assert text.startswith("STAND-IN ECHO (not a model)")
     assert "received 5 frames" in text and "sizes 160x90" in text and "timestamps 0.10s..0.90s" in text
@@ -88,6 +89,26 @@ def test_echo_reflects_the_frames_we_sent(worker):
     assert call.generate_s is not None and call.latency_s >= call.generate_s and "none (stand-in)" in call.device
     v = e.ask(c, msgs, GenerationOptions()).verdict
     assert v.status == "unparsed" and v.ghost_probing is None  # the stand-in never yields a verdict
+
+
+def test_stream_protocol_is_ndjson_deltas_then_the_final_object(worker):
+    body = {"frames": frames_to_b64(clip(n=2)), "messages": [{"role": "user", "content": "q"}], "stream": True}
+    with httpx.stream("POST", f"{worker}/v1/chat", json=body) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+        assert r.headers["transfer-encoding"] == "chunked"
+        items = [json.loads(line) for line in r.iter_lines() if line.strip()]
+    *deltas, final = items
+    assert len(deltas) > 5 and all(set(d) == {"delta"} for d in deltas)
+    assert final["done"] is True and final["text"] == "".join(d["delta"] for d in deltas)
+    assert final["adapter"] == "echo" and final["stand_in"] is True and final["latency_s"] >= 0
+    r = httpx.post(f"{worker}/v1/chat", json={**body, "stream": "yes"})
+    assert r.status_code == 400 and r.json() == {"error": "'stream' must be true or false."}
+
+
+def frames_to_b64(c: Clip) -> list[str]:
+    from engines.llm.media import frames_to_jpeg_b64
+
+    return frames_to_jpeg_b64(c.frames, 90)
 
 
 def test_bad_requests_get_json_errors(worker):

@@ -22,6 +22,7 @@ HTTP client's log lines (httpx logs request URLs) through its filter.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -168,28 +169,50 @@ class VideoLLaMA2Engine(Engine):
             "messages": [{"role": m.get("role", "user"), "content": str(m.get("content", ""))} for m in messages],
             "max_new_tokens": int(options.max_new_tokens),
             "temperature": float(options.temperature),
+            "stream": True,  # NDJSON {"delta"} lines as the model writes; an older worker answers one JSON
         }
         preprocess_s = time.perf_counter() - t0
         t_req = time.perf_counter()
         timeout = float(options.timeout_s or 300.0)
+        data: Any = None
         try:
-            r = httpx.post(f"{url}/v1/chat", json=body, timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
+            with httpx.stream("POST", f"{url}/v1/chat", json=body,
+                              timeout=httpx.Timeout(timeout, connect=min(10.0, timeout))) as r:
+                if r.status_code != 200:
+                    r.read()
+                    raise self._error(r)
+                if "ndjson" not in r.headers.get("content-type", ""):
+                    r.read()
+                    try:
+                        data = r.json()
+                    except ValueError:
+                        raise EngineError(f"The worker at {ep} answered something that is not JSON.") from None
+                    if isinstance(data, dict) and isinstance(data.get("text"), str) and data["text"]:
+                        yield data["text"]
+                else:
+                    for line in r.iter_lines():
+                        if not line.strip():
+                            continue
+                        try:
+                            item = json.loads(line)
+                        except ValueError:
+                            raise EngineError(f"The worker at {ep} streamed a line that is not JSON.") from None
+                        if isinstance(item, dict) and isinstance(item.get("delta"), str):
+                            if item["delta"]:
+                                yield item["delta"]
+                        elif isinstance(item, dict) and item.get("error"):
+                            msg = " ".join(str(item["error"]).split())[:300].rstrip(".")
+                            raise EngineError(redact(f"The worker at {ep} failed while answering "
+                                                     f"(HTTP {item.get('status', 500)}): {msg}."))
+                        else:
+                            data = item
         except httpx.TimeoutException:
             raise EngineError(f"The worker at {ep} did not answer within {timeout:g} s; raise the timeout or "
                               "use fewer frames.") from None
         except httpx.HTTPError:
             raise EngineError(f"Cannot connect to the VideoLLaMA2 worker at {ep}: is server.py running?") from None
-        if r.status_code != 200:
-            raise self._error(r)
-        try:
-            data = r.json()
-        except ValueError:
-            raise EngineError(f"The worker at {ep} answered something that is not JSON.") from None
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             raise EngineError(f"The worker at {ep} answered JSON without a 'text' field.")
-        text = data["text"]
-        if text:
-            yield text
         round_trip = time.perf_counter() - t_req
         self.last_call = CallRecord(
             engine=self.name, model=data.get("model"), revision=data.get("revision"),

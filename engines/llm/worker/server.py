@@ -9,7 +9,8 @@ the model's own environment (VideoLLaMA2 pins transformers 4.40, Video-LLaMA v1 
 
 Contract (JSON in, JSON out):
 
-    GET  /health   → {"ok": true, "adapter", "model", "device", "stand_in"}
+    GET  /health   → {"ok": true, "adapter", "model", "device", "stand_in"} plus what the adapter reports of
+                     itself (revision, model_type, num_frames, dtype, attention, quantization, ...)
     POST /v1/chat  ← {"frames": [base64 JPEG, ...], "timestamps": [s, ...], "messages": [{"role", "content"}],
                       "max_new_tokens": 512, "temperature": 0.0, "stream": false}
                    → {"text", "prompt_tokens", "completion_tokens", "latency_s", "adapter", "model", "device"}
@@ -121,6 +122,9 @@ def run_chat(adapter, req: dict[str, Any], on_text=None) -> dict[str, Any]:
 
 
 _EXTRA_FIELDS = ("visual_tokens", "frames_used", "preprocess_s", "generate_s")
+# what an adapter's describe() may add to /health (GhostProbe's engine identity reads these)
+_HEALTH_EXTRA = ("revision", "model_type", "num_frames", "dtype", "attention", "vision_attention", "quantization",
+                 "package", "load_s")
 
 
 def make_handler(adapter, max_body: int, lock: threading.Lock, quiet: bool = False):
@@ -144,8 +148,10 @@ def make_handler(adapter, max_body: int, lock: threading.Lock, quiet: bool = Fal
 
         def do_GET(self):  # noqa: N802
             if self.path.rstrip("/") in ("/health", ""):
-                self._send(200, {"ok": True, "adapter": info.get("adapter"), "model": info.get("model"),
-                                 "device": info.get("device"), "stand_in": bool(info.get("stand_in", False))})
+                health = {"ok": True, "adapter": info.get("adapter"), "model": info.get("model"),
+                          "device": info.get("device"), "stand_in": bool(info.get("stand_in", False))}
+                health.update({k: info[k] for k in _HEALTH_EXTRA if info.get(k) is not None})
+                self._send(200, health)
             elif self.path.rstrip("/") == "/v1/chat":
                 self._send(405, {"error": "Use POST for /v1/chat."})
             else:

@@ -78,21 +78,20 @@ def source_spec(src: str) -> tuple[str, Path | None]:
             raise UserError(f"{p} has no pyproject.toml or setup.py: point --videollama2 at the VideoLLaMA2 repository root.")
         if not (p / "videollama2" / "__init__.py").exists():
             raise UserError(f"{p} has no videollama2/ package: point --videollama2 at the VideoLLaMA2 repository root.")
-        return f"dir:{p}:{_tree_digest(p)}", p
+        return f"dir:{_tree_digest(p)}", p  # the contents, not the path: the package is installed as a copy
     if os.sep in src or src.startswith("."):
         if not p.exists():
             raise UserError(f"The VideoLLaMA2 source folder {src} does not exist.")
     return f"pip:{src}", None
 
 
-def env_key(python: str, torch_spec: str, src_desc: str) -> dict[str, str]:
+def env_key(python: str, torch_spec: str, src_desc: str, shown: str) -> dict[str, str]:
     ver = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
                          capture_output=True, text=True, check=True).stdout.strip()
     h = hashlib.sha256()
     for part in (Path(__file__).read_bytes(), REQUIREMENTS.read_bytes(), torch_spec.encode(), src_desc.encode(), ver.encode()):
         h.update(hashlib.sha256(part).digest())
-    source = src_desc.rsplit(":", 1)[0] if src_desc.startswith("dir:") else src_desc  # without the tree digest
-    return {"digest": h.hexdigest(), "python": ver, "torch": torch_spec, "source": source}
+    return {"digest": h.hexdigest(), "python": ver, "torch": torch_spec, "source": shown}
 
 
 def _run(cmd: list[str], log) -> None:
@@ -106,7 +105,7 @@ def _run(cmd: list[str], log) -> None:
 
 def build(venv: Path, src: str, torch_spec: str, python: str, force: bool = False, log=print) -> dict:
     src_desc, folder = source_spec(src)
-    key = env_key(python, torch_spec, src_desc)
+    key = env_key(python, torch_spec, src_desc, str(folder) if folder is not None else src)
     stamp = venv / STAMP
     py = venv / "bin" / "python"
     if not force and stamp.exists() and py.exists():
@@ -158,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     venv = Path(args.venv).expanduser().absolute()
     venv.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = venv.parent / f".{venv.name}.lock"
+    lock_path = venv.parent / f"{venv.name}.lock"  # beside the venv, which a rebuild removes
     try:
         with open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; a second caller then finds it up to date

@@ -96,6 +96,33 @@ def patch_official_package(vision_attn: str = "auto") -> None:
     _patched["done"] = True
 
 
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("videollama2")
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def _snapshot_revision(model_path: str) -> str | None:
+    """The hub commit of a downloaded checkpoint (its snapshot folder's name), None for a local folder."""
+    import os
+
+    real = os.path.realpath(model_path) if os.path.isdir(model_path) else None
+    if real and os.path.basename(os.path.dirname(real)) == "snapshots":
+        return os.path.basename(real)
+    if real is None:
+        try:
+            from huggingface_hub import snapshot_download
+
+            snap = snapshot_download(model_path, local_files_only=True)
+            return os.path.basename(os.path.realpath(snap))
+        except Exception:  # noqa: BLE001  not in the cache (yet): unknown
+            return None
+    return None
+
+
 class Adapter:
     name = "videollama2"
     stand_in = False
@@ -103,7 +130,6 @@ class Adapter:
 
     def __init__(self, model: str | None = None, device: str | None = None, options: dict[str, Any] | None = None):
         import torch
-        import videollama2
         from videollama2 import model_init  # the official package
 
         self.options = options or {}
@@ -135,7 +161,8 @@ class Adapter:
         self.load_s = time.perf_counter() - t0
         self.dtype_name = "4-bit" if "load_4bit" in kwargs else "8-bit" if "load_8bit" in kwargs else dtype_name
         self.num_frames = int(self.options.get("num_frames") or getattr(self.model.config, "num_frames", 16) or 16)
-        self.package = getattr(videollama2, "__file__", "?")
+        self.package = f"videollama2 {_package_version()}"
+        self.revision = _snapshot_revision(self.model_path)
         self._visual_tokens: list[int] = []
         self.model.get_model().mm_projector.register_forward_hook(
             lambda _m, _i, out: self._visual_tokens.append(int(out.shape[1])))
@@ -156,8 +183,14 @@ class Adapter:
         return f"cuda:{gpus[0]} ({name}, {self.dtype_name})"
 
     def describe(self) -> dict[str, Any]:
+        cfg = self.model.config
+        tower = self.model.get_vision_tower()
         return {"adapter": self.name, "model": self.model_path, "device": self.device, "num_frames": self.num_frames,
-                "model_type": self.model.config.model_type, "load_s": round(self.load_s, 3)}
+                "model_type": cfg.model_type, "dtype": self.dtype_name, "revision": self.revision,
+                "attention": getattr(cfg, "_attn_implementation", None),
+                "vision_attention": getattr(tower.config, "_attn_implementation", None),
+                "quantization": None if self.dtype_name.startswith("float") else self.dtype_name,
+                "package": self.package, "load_s": round(self.load_s, 3)}
 
     def _pick(self, frames: list[bytes]) -> list[bytes]:
         n = self.num_frames
@@ -191,6 +224,7 @@ class Adapter:
         t0 = time.perf_counter()
         tower = self.model.get_vision_tower()
         images = [Image.open(io.BytesIO(b)).convert("RGB") for b in self._pick(frames)]
+        used = len(images)  # process_video pads this very list with black frames up to num_frames
         video = self.processor["video"](images)  # official process_video: float tensor [T, 3, H, W]
         video = video.to(device=tower.device, dtype=tower.dtype)  # mm_infer: .half().cuda()
 
@@ -248,5 +282,5 @@ class Adapter:
         text_tokens = int((input_ids >= 0).sum())
         visual = self._visual_tokens[0] if self._visual_tokens else 0
         return {"text": text, "prompt_tokens": text_tokens + visual, "completion_tokens": int(out_ids.shape[1]),
-                "visual_tokens": visual, "frames_used": len(images), "preprocess_s": round(preprocess_s, 4),
+                "visual_tokens": visual, "frames_used": used, "preprocess_s": round(preprocess_s, 4),
                 "generate_s": round(generate_s, 4)}
