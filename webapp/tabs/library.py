@@ -311,7 +311,9 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     ids_state = gr.State([])
     current = gr.State("")
     with gr.Row():
-        label_set = gr.Dropdown(choices=_set_choices(state), value=_default_set(state), label=t("标签集"),
+        # value None until the page loads: None means "the default set now" (a set imported or rendered after
+        # start-up counts), "" means "no labels shown"
+        label_set = gr.Dropdown(choices=_set_choices(state), value=None, label=t("标签集"),
                                 scale=2, elem_id="lib-label-set")
         label_filter = gr.Radio(choices=FILTERS, value="all", label=t("标签筛选"), scale=3, elem_id="lib-filter")
         search = gr.Textbox(label=t("搜索文件名"), scale=2, elem_id="lib-search")
@@ -363,6 +365,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     # -- handlers ----------------------------------------------------------------------------------
     def refresh_grid(ls, lf, q, request: gr.Request = None):
         state.library.scan()
+        ls = _default_set(state) if ls is None else ls
         items, ids = gallery_items(state, ls, lf, q, msg.lang_of(request))
         return items, ids
 
@@ -378,6 +381,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
 
     def filter_grid(ls, lf, q, request: gr.Request = None):
         lang = msg.lang_of(request)
+        ls = _default_set(state) if ls is None else ls
         items, ids = gallery_items(state, ls, lf, q, lang)
         return items, ids, empty_md(state, len(ids), lang)
 
@@ -387,7 +391,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         lang = msg.lang_of(request)
         choices = _set_choices(state, lang)
         values = [v for _, v in choices]
-        ls = ls if ls in values else _default_set(state)
+        ls = ls if ls in values and ls is not None else _default_set(state)
         n = len(state.library.videos(ls or None, "all", ""))
         return gr.update(choices=choices, value=ls), empty_md(state, n, lang), labels_table(state, "", lang)
 
