@@ -79,8 +79,9 @@ def _read_text(path: Path) -> str:
         raise LabelError(format_error(e)) from None
     if not data.strip():
         raise LabelError(f"Label file {path.name} is empty.")
-    if b"\x00" in data[:4096]:
-        raise LabelError(f"{path.name} is not a text CSV file.")
+    nul = data.find(b"\x00")
+    if nul >= 0:  # anywhere: a NUL byte would end up inside a stored video id or note
+        raise LabelError(f"{path.name} is not a text CSV file (it holds a NUL byte at byte {nul}).")
     for enc in ("utf-8-sig", "gb18030"):
         try:
             return data.decode(enc)

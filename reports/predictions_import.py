@@ -187,6 +187,9 @@ def import_predictions(store: Store, path: str | Path, *, name: str, label_set: 
         if not vid_text:
             bad.append(f"row {i} has no video id")
             continue
+        if "\x00" in vid_text or len(vid_text) > 1024:
+            bad.append(f"row {i} video id is not a file name (a NUL byte or over 1024 characters)")
+            continue
         key = video_key(vid_text)
         if key in seen:
             bad.append(f"video {vid_text} appears twice (rows {seen[key]} and {i})")
