@@ -35,7 +35,7 @@ def _open(page, app) -> None:
     page.goto(app.url + "/?__theme=light")
     page.get_by_role("tab", name="异常热力图").click()
     page.wait_for_function("() => { const e = document.querySelector('#vad-engine-info');"
-                           " return e && e.innerText.includes('motion') || e.innerText.includes('运动异常图'); }",
+                           " return !!e && (e.innerText.includes('motion') || e.innerText.includes('运动异常图')); }",
                            timeout=120_000)
 
 

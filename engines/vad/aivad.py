@@ -62,8 +62,10 @@ MODEL_DEFAULTS: dict[str, Any] = {
 }
 RUN_DEFAULTS: dict[str, Any] = {"threshold": 1.0, "calibrated": False, "internal_resize": "input",
                                 "weights": "random", "seed": 0, "max_boxes": 20}
-# Measured by bench/bench_vad.py (random backbones, this 2-core CPU): seconds per frame pair.
-S_PER_PAIR_CPU = {"velocity": 1.1, "pose": 1.3, "deep_per_box": 0.22}
+# Measured by bench/bench_vad.py (random backbones, 144x256, 2 threads, medians of 3) on this 2-core
+# machine under a load average of ~20 (shared by other jobs): pessimistic for an idle CPU.
+# "velocity" = RAFT flow + Mask R-CNN regions + velocity (41.1 + 31.2 + 0.3 s).
+S_PER_PAIR_CPU = {"velocity": 72.6, "pose": 14.3, "deep_per_box": 9.4}
 
 _BUILD_LOCK = threading.Lock()
 

@@ -33,8 +33,9 @@ from engines.errors import EngineError
 from engines.types import Clip, Verdict
 
 MODEL_ID = "motion-map-v1"
-# Measured by bench/bench_vad.py (this 2-core machine, 480-px frames): seconds of CPU per analysed frame.
-S_PER_FRAME_CPU = 0.03
+# Measured by bench/bench_vad.py (motion_s_per_pair: 0.049 s at 144x256, 0.064 s at 288x512, medians,
+# load average 15-20 on this 2-core machine): seconds per analysed frame, rounded up.
+S_PER_FRAME_CPU = 0.07
 
 PARAMS: dict[str, Any] = {"map_width": 64, "threshold": 0.5, "blur": 3}
 
