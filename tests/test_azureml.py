@@ -301,3 +301,25 @@ def test_dry_run_prints_the_spec_without_contacting_azure(tmp_path, env_dirs, mo
     r = subprocess.run(cmd[:-2], cwd=ROOT, capture_output=True, text=True, timeout=300,
                        env={**env, "GHOSTPROBE_AZUREML_WORKSPACE": ""})
     assert r.returncode == 2 and r.stderr.startswith("ghostprobe: Azure ML is not configured: set GHOSTPROBE_AZUREML_WORKSPACE")
+
+
+def test_online_endpoint_spec_runs_the_scoring_script(tmp_path, env_dirs, capsys):
+    from webapp.cli import main
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    assert main(["endpoints", "deploy", "--backend", "azureml", "--name", "gp-vlm", "--instance-type",
+                 "Standard_NC24s_v3", "--instance-count", "2", "--model-path", str(model), "--engine", "videollama2",
+                 "--engine-env", "GHOSTPROBE_HF_DTYPE=float16", "--dry-run", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ep, dep = out["endpoint"], out["deployment"]
+    assert ep["name"] == "gp-vlm" and ep["auth_mode"] == "key"
+    assert dep["endpoint_name"] == "gp-vlm" and dep["instance_type"] == "Standard_NC24s_v3"
+    assert dep["instance_count"] == 2
+    assert dep["code_configuration"]["scoring_script"] == "engines/cloud/azureml_score.py"
+    assert dep["environment_variables"] == {"GHOSTPROBE_SCORE_ENGINE": "videollama2", "HF_HUB_OFFLINE": "1",
+                                            "GHOSTPROBE_HF_DTYPE": "float16"}
+    pip = dep["environment"]["conda_file"]["dependencies"][-1]["pip"]
+    assert "azureml-inference-server-http>=1.4" in pip and "transformers>=5,<6" in pip
+    assert dep["environment"]["image"] == A.DEFAULT_IMAGE

@@ -109,3 +109,31 @@ def test_missing_region_or_credentials_is_one_sentence(monkeypatch, tmp_path):
     assert not ok and why.startswith("No AWS credentials found by boto3")
     with pytest.raises(SM.EngineError, match="^No AWS credentials found"):
         SM.SageMakerBackend().client()
+
+
+def test_endpoints_cli_deploy_list_delete(aws, tmp_path, capsys):
+    import json
+
+    from webapp.cli import main
+
+    db = str(tmp_path / "gp.duckdb")
+    args = ["--db", db, "endpoints", "deploy", "--backend", "sagemaker", "--name", "gp-vlm", "--instance-type",
+            "ml.g4dn.xlarge", "--image", IMAGE, "--role", ROLE, "--engine-env", "GHOSTPROBE_HF_DTYPE=float16"]
+    assert main(args + ["--dry-run", "--json"]) == 0
+    spec = json.loads(capsys.readouterr().out)["sagemaker"]
+    assert spec["environment"] == {"GHOSTPROBE_SCORE_ENGINE": "transformers", "GHOSTPROBE_HF_DTYPE": "float16"}
+    assert aws.list_endpoints()["Endpoints"] == []  # a dry run creates nothing
+    assert main(args + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["job_id"] == "sagemaker-endpoint:gp-vlm"
+    model = aws.describe_model(ModelName="gp-vlm")
+    assert model["PrimaryContainer"]["Image"] == IMAGE and model["ExecutionRoleArn"] == ROLE
+    assert main(["--db", db, "endpoints", "list", "--sync", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["endpoints"]
+    assert [r["job_id"] for r in rows] == ["sagemaker-endpoint:gp-vlm"] and rows[0]["instance_type"] == "ml.g4dn.xlarge"
+    assert main(["--db", db, "endpoints", "delete", "gp-vlm", "--backend", "sagemaker", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "deleted"
+    assert aws.list_endpoints()["Endpoints"] == []
+    assert main(["--db", db, "endpoints", "deploy", "--backend", "sagemaker", "--name", "x", "--instance-type",
+                 "ml.g4dn.xlarge"]) == 2
+    assert capsys.readouterr().err.strip() == ("ghostprobe: A SageMaker endpoint needs --image (the container) and "
+                                               "--role (its execution role ARN).")

@@ -352,7 +352,9 @@ class AzureMLBackend:
     def _name(job_id: str) -> str:
         return job_id.split(":", 1)[1] if job_id.startswith("azureml:") else job_id
 
-    def poll(self, job_id: str) -> JobStatus:
+    def poll(self, job_id: str, kind: str | None = None) -> JobStatus:
+        if job_id.startswith("azureml-endpoint:") or kind == "endpoint":
+            return self._poll_endpoint(job_id)
         try:
             job = self.client().jobs.get(self._name(job_id))
         except EngineError:
@@ -372,10 +374,34 @@ class AzureMLBackend:
         st.provider_state = status  # the provider's own word, shown beside our state
         return st
 
+    def _poll_endpoint(self, job_id: str) -> JobStatus:
+        name = job_id.split(":", 1)[1]
+        try:
+            ep = self.client().online_endpoints.get(name)
+        except Exception as e:
+            if getattr(e, "status_code", None) == 404:
+                st = JobStatus(job_id=job_id, state="deleted")
+                st.provider_state = "Deleted"
+                return st
+            raise self._error(e, f"read online endpoint {name}") from None
+        raw = getattr(ep, "provisioning_state", None)
+        state = {"creating": "queued", "succeeded": "running", "updating": "running", "deleting": "running",
+                 "failed": "failed", "canceled": "failed"}.get((raw or "").lower(), "queued")
+        st = JobStatus(job_id=job_id, state=state)
+        st.provider_state = raw
+        return st
+
     def provider_state(self, job_id: str) -> str | None:
         return getattr(self.client().jobs.get(self._name(job_id)), "status", None)
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, kind: str | None = None) -> None:
+        if job_id.startswith("azureml-endpoint:") or kind == "endpoint":
+            name = job_id.split(":", 1)[1]
+            try:
+                self.client().online_endpoints.begin_delete(name=name)
+            except Exception as e:
+                raise self._error(e, f"delete online endpoint {name}") from None
+            return
         try:
             poller = self.client().jobs.begin_cancel(self._name(job_id))
             if hasattr(poller, "wait"):
@@ -469,3 +495,84 @@ class AzureMLJobEngine(Engine):
 
     def cancel(self, job_id: str) -> None:
         self.backend.cancel(job_id)
+
+
+# -- managed online endpoints ---------------------------------------------------------------------
+SCORING_SCRIPT = "engines/cloud/azureml_score.py"
+
+
+@dataclass
+class OnlineSettings:
+    endpoint: str
+    deployment: str = "blue"
+    instance_type: str = "Standard_NC6s_v3"
+    instance_count: int = 1
+    engine: str = "transformers"
+    model_path: str | None = None  # a local model folder the SDK uploads, or azureml:<model>:<version>
+    engine_env: dict[str, str] = field(default_factory=dict)  # e.g. GHOSTPROBE_HF_DTYPE=float16
+    request_timeout_ms: int = 90000
+
+
+def build_online(o: OnlineSettings, settings: AzureMLSettings, code_dir: Path):
+    """(ManagedOnlineEndpoint with key auth, ManagedOnlineDeployment running the scoring script)."""
+    from azure.ai.ml.entities import (CodeConfiguration, Environment, ManagedOnlineDeployment, ManagedOnlineEndpoint,
+                                      Model, OnlineRequestSettings)
+
+    spec = conda_spec(settings)
+    spec["dependencies"][-1]["pip"].append("azureml-inference-server-http>=1.4")
+    env = Environment(image=settings.image, conda_file=spec,
+                      description="GhostProbe scoring: curated Azure ML GPU base image + the project's requirements "
+                                  "+ azureml-inference-server-http")
+    endpoint = ManagedOnlineEndpoint(name=o.endpoint, auth_mode="key",
+                                     description="GhostProbe video LLM (engines/cloud/contract.py)",
+                                     tags={"ghostprobe": "video-chat/1"})
+    model = None
+    if o.model_path:
+        model = o.model_path if o.model_path.startswith("azureml:") else Model(path=o.model_path, name=f"{o.endpoint}-model")
+    env_vars = {"GHOSTPROBE_SCORE_ENGINE": o.engine, "HF_HUB_OFFLINE": "1", **o.engine_env}
+    deployment = ManagedOnlineDeployment(
+        name=o.deployment, endpoint_name=o.endpoint, model=model, environment=env,
+        code_configuration=CodeConfiguration(code=str(code_dir), scoring_script=SCORING_SCRIPT),
+        instance_type=o.instance_type, instance_count=int(o.instance_count), environment_variables=env_vars,
+        request_settings=OnlineRequestSettings(request_timeout_ms=int(o.request_timeout_ms), max_concurrent_requests_per_instance=1))
+    return endpoint, deployment
+
+
+def stage_scoring_code(dest: Path) -> Path:
+    dest = Path(dest)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "data", ".venv*")
+    for part in CODE_PARTS:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+def deploy_online(backend: AzureMLBackend, o: OnlineSettings, store: Any = None, wait: bool = False) -> dict[str, Any]:
+    """Create (or update) the endpoint and its deployment, route all traffic to it, record it as a job."""
+    with tempfile.TemporaryDirectory(prefix="gp-online-") as tmp:
+        endpoint, deployment = build_online(o, backend.settings, stage_scoring_code(Path(tmp) / "code"))
+        c = backend.client()
+        try:
+            c.online_endpoints.begin_create_or_update(endpoint).result()
+            poller = c.online_deployments.begin_create_or_update(deployment)
+            if wait:
+                poller.result()
+                endpoint.traffic = {o.deployment: 100}
+                c.online_endpoints.begin_create_or_update(endpoint).result()
+        except EngineError:
+            raise
+        except Exception as e:
+            raise backend._error(e, f"deploy online endpoint {o.endpoint}") from None
+    job_id = f"azureml-endpoint:{o.endpoint}"
+    if store is not None:
+        from reports import jobs as J
+
+        J.add_job(store, job_id=job_id, backend="azureml", kind="endpoint", name=o.endpoint, state="queued",
+                  provider_state="Creating", compute="managed online endpoint", instance_type=o.instance_type,
+                  instance_count=o.instance_count, location=f"azure:{o.instance_type}",
+                  url=f"https://ml.azure.com/endpoints/realtime/{o.endpoint}/detail",
+                  spec={"endpoint": job_spec(endpoint), "deployment": job_spec(deployment)})
+    return {"job_id": job_id, "endpoint": o.endpoint, "deployment": o.deployment}

@@ -67,6 +67,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_jobs_ingest)
 
 
+    eps = sub.add_parser("endpoints", help="Azure ML online endpoints and SageMaker endpoints").add_subparsers(
+        dest="endpoints_cmd", metavar="ACTION")
+    eps.required = True
+    p = eps.add_parser("list", help="endpoints with state, instances and cost so far (--sync asks the clouds first)")
+    p.add_argument("--sync", action="store_true", help="list the SageMaker account's endpoints and transform jobs first")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_endpoints_list)
+    p = eps.add_parser("deploy", help="deploy a video LLM behind the GhostProbe contract")
+    p.add_argument("--backend", required=True, choices=["azureml", "sagemaker"])
+    p.add_argument("--name", required=True, help="endpoint name")
+    p.add_argument("--instance-type", required=True, help="e.g. Standard_NC6s_v3 or ml.g5.xlarge")
+    p.add_argument("--instance-count", type=int, default=1)
+    p.add_argument("--engine", default="transformers", help="the engine the endpoint wraps (Azure ML)")
+    p.add_argument("--model-path", help="Azure ML: a local model folder to upload, or azureml:<model>:<version>")
+    p.add_argument("--deployment", default="blue", help="Azure ML deployment name")
+    p.add_argument("--engine-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="engine settings for the endpoint, e.g. GHOSTPROBE_HF_DTYPE=float16 (repeatable)")
+    p.add_argument("--image", help="SageMaker: the container image URI (engines/cloud/byoc_server.py as `serve`)")
+    p.add_argument("--role", help="SageMaker: the execution role ARN")
+    p.add_argument("--model-data", help="SageMaker: s3://…/model.tar.gz with the weights")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_endpoints_deploy)
+    p = eps.add_parser("delete", help="delete an endpoint (what stops its bill)")
+    p.add_argument("name", help="endpoint name or job id (sagemaker-endpoint:NAME, azureml-endpoint:NAME)")
+    p.add_argument("--backend", choices=["azureml", "sagemaker"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_endpoints_delete)
+
+
 # -- helpers ---------------------------------------------------------------------------------------
 def _row(job: dict[str, Any]) -> dict[str, Any]:
     from reports import jobs as J
@@ -230,4 +260,107 @@ def cmd_jobs_ingest(args, ctx) -> int:
     else:
         print(f"run {run_id}: {n} predictions from {len(records)} records of {args.dir} "
               f"(planned {manifest.get('planned')}, folder status {manifest['status']}).")
+    return 0
+
+
+# -- endpoints ---------------------------------------------------------------------------------------
+def cmd_endpoints_list(args, ctx) -> int:
+    from reports import jobs as J
+
+    problems = []
+    if args.sync:
+        from engines.cloud.sagemaker import SageMakerBackend
+        from engines.errors import GhostProbeError
+
+        try:
+            SageMakerBackend().sync(ctx.store)
+        except GhostProbeError as e:
+            problems.append(str(e))
+    rows = [_row(j) for j in J.list_jobs(ctx.store, kind="endpoint")]
+    if args.json:
+        print_json({"endpoints": rows, "problems": problems})
+        return 0
+    for msg in problems:
+        print(f"note: {msg}")
+    if not rows:
+        print("no endpoints recorded (`ghostprobe endpoints list --sync` lists SageMaker's).")
+    for j in rows:
+        print(f"{j['job_id']}  {j['state']:<8} {j.get('instance_type') or '?'} × {j.get('instance_count') or 1}  "
+              f"in service {j['duration']}  {_usd(j.get('cost_usd'))}")
+    return 0
+
+
+def _kv(items: list[str]) -> dict[str, str]:
+    out = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep or not k.strip():
+            raise CliError(f"--engine-env takes KEY=VALUE, not '{it}'.")
+        out[k.strip()] = v
+    return out
+
+
+def cmd_endpoints_deploy(args, ctx) -> int:
+    if args.instance_count < 1:
+        raise CliError("--instance-count needs at least 1.")
+    if args.backend == "azureml":
+        import tempfile
+        from pathlib import Path
+
+        from engines.cloud import azureml as A
+
+        o = A.OnlineSettings(endpoint=args.name, deployment=args.deployment, instance_type=args.instance_type,
+                             instance_count=args.instance_count, engine=args.engine, model_path=args.model_path,
+                             engine_env=_kv(args.engine_env))
+        backend = A.AzureMLBackend(A.AzureMLSettings.from_env())
+        if args.dry_run:
+            with tempfile.TemporaryDirectory() as tmp:
+                ep, dep = A.build_online(o, backend.settings, A.stage_scoring_code(Path(tmp) / "code"))
+                out = {"submitted": False, "endpoint": A.job_spec(ep), "deployment": A.job_spec(dep)}
+        else:
+            ok, why = A.availability(backend.settings) if backend.settings.missing() else (True, "")
+            if not ok:
+                raise CliError(why)
+            out = {"submitted": True, **A.deploy_online(backend, o, store=ctx.store)}
+    else:
+        from engines.cloud import sagemaker as SM
+
+        if not args.image or not args.role:
+            raise CliError("A SageMaker endpoint needs --image (the container) and --role (its execution role ARN).")
+        spec = {"name": args.name, "image_uri": args.image, "role_arn": args.role, "instance_type": args.instance_type,
+                "instance_count": args.instance_count, "model_data_url": args.model_data,
+                "environment": {"GHOSTPROBE_SCORE_ENGINE": args.engine, **_kv(args.engine_env)}}
+        if args.dry_run:
+            out = {"submitted": False, "sagemaker": spec}
+        else:
+            backend = SM.SageMakerBackend()
+            SM.deploy_endpoint(backend.client(), **spec)
+            backend.sync(ctx.store)
+            out = {"submitted": True, "job_id": SM.SageMakerBackend.job_id("endpoint", args.name)}
+    if args.json:
+        print_json(out)
+    else:
+        print(json.dumps(out, indent=2, ensure_ascii=False, default=str) if args.dry_run
+              else f"deploying {out.get('job_id')}; watch it with `ghostprobe endpoints list`.")
+    return 0
+
+
+def cmd_endpoints_delete(args, ctx) -> int:
+    from engines.cloud import service as S
+    from reports import jobs as J
+
+    ref = args.name
+    if ":" not in ref:
+        if not args.backend:
+            raise CliError("Say --backend azureml or sagemaker, or name the endpoint by its job id.")
+        ref = f"{args.backend}-endpoint:{ref}"
+    try:
+        J.get_job(ctx.store, ref)
+    except J.JobError:
+        if ref.startswith("sagemaker-endpoint:"):
+            from engines.cloud.sagemaker import SageMakerBackend
+
+            SageMakerBackend().sync(ctx.store)
+    out = S.cancel(ctx.store, ref)
+    print_json(out) if args.json else print(f"{out['job_id']}: {out['state']}")
     return 0
