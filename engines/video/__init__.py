@@ -17,9 +17,9 @@ Modules (this package re-exports the public names, and the private ones tests an
 - :mod:`~engines.video.playable`: :func:`make_playable` (H.264 copies for the browser).
 - :mod:`~engines.video.thumbnails`: :func:`thumbnail`, :func:`save_thumbnail`.
 
-Backends: OpenCV first by default (``DEFAULT_BACKEND``; sparse ``num_frames`` sampling seeks to
-keyframes per gap, measured fastest in bench/bench_video.py), PyAV first for rate sampling in grey
-or with ``lowres`` (the baseline's sampling), decord by configuration
+Backends: the fastest measured first (bench/bench_video.py): OpenCV (``DEFAULT_BACKEND``; sparse
+``num_frames`` sampling seeks to keyframes per gap), PyAV for MPEG-4 Part 2 (``PREFERRED_BY_CODEC``)
+and for rate sampling in grey or with ``lowres`` (the baseline's sampling), decord by configuration
 (``$GHOSTPROBE_VIDEO_BACKEND=decord`` or ``backend="decord"``). Frame indices mean the same frame
 in every backend: the i-th frame in presentation order (tests check this pixel-exactly on
 generated and DADA clips).
@@ -50,10 +50,12 @@ from engines.video.decoders import (
     DEFAULT_BACKEND,
     INDEXED_CONTAINERS,
     OPENCV_SEEK_COST,
+    PREFERRED_BY_CODEC,
     Out,
     _open_decord,
     _pyav_frames,
     _to_numpy,
+    default_backend,
     lowres_level,
 )
 from engines.video.hashing import _hash_cache, sha256_file
@@ -79,6 +81,8 @@ __all__ = [
     "BACKENDS",
     "COLORS",
     "DEFAULT_BACKEND",
+    "PREFERRED_BY_CODEC",
+    "default_backend",
     "MAX_NUM_FRAMES",
     "MIN_MAX_SIDE",
     "MAX_CLIP_MB_ENV",

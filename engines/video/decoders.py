@@ -51,10 +51,18 @@ BACKEND_ENV = "GHOSTPROBE_VIDEO_BACKEND"  # "decord", "opencv" or "pyav": which 
 BACKENDS = ("decord", "opencv", "pyav")
 INDEXED_CONTAINERS = ("avi", "mov", "mp4", "matroska", "webm")
 COLORS = ("rgb", "gray")
-# The backend tried first when none is asked for (by probe, and by load_clip for num_frames): the
-# fastest measured for sparse sampling on the DADA clips (MPEG-4 Part 2 in AVI) and on generated
-# H.264/MPEG-4 (bench/bench_video.py): OpenCV, which seeks to keyframes per gap.
+# The backend tried first when none is asked for (by probe, by load_clip, by thumbnails): the
+# fastest measured sampling 16 frames (bench/bench_video.py, interleaved, 3 repetitions): OpenCV
+# (it seeks to keyframes per gap) for H.264 and the rest; PyAV for MPEG-4 Part 2 (the DADA clips,
+# where the keyframe gaps are too short to seek and PyAV's frame-threaded decode won). decord is
+# always available by configuration ($GHOSTPROBE_VIDEO_BACKEND=decord or backend="decord").
 DEFAULT_BACKEND = "opencv"
+PREFERRED_BY_CODEC = {"mpeg4": "pyav"}
+
+
+def default_backend(info: "_FileInfo | None" = None) -> str:
+    """The backend tried first for a file with this inspection result (see PREFERRED_BY_CODEC)."""
+    return PREFERRED_BY_CODEC.get(info.codec, DEFAULT_BACKEND) if info is not None else DEFAULT_BACKEND
 MAX_LOWRES = 3  # FFmpeg's largest lowres for the codecs that have it
 # Codecs whose FFmpeg decoder implements lowres (max_lowres > 0); the others decode in full anyway.
 LOWRES_CODECS = frozenset({"mpeg4", "h263", "h263p", "mpeg1video", "mpeg2video", "mjpeg", "msmpeg4v1",
@@ -327,9 +335,9 @@ def _order(backend: str | None, prefer: str, info: _FileInfo | None = None) -> l
     return order
 
 
-def _probe_first() -> str:
+def _probe_first(info: "_FileInfo | None" = None) -> str:
     env = os.environ.get(BACKEND_ENV, "").strip().lower()
-    return env if env in BACKENDS else DEFAULT_BACKEND
+    return env if env in BACKENDS else default_backend(info)
 
 
 def _iter_with_fallback(
@@ -344,9 +352,9 @@ def _iter_with_fallback(
     the next one carries on from the first frame not yet delivered."""
     if meta.kind == "frames":
         order = ["images"]
-    elif meta.backend == "pyav":
+    elif meta.backend == "pyav" and _probe_first(info) != "pyav":
         order = ["pyav"]  # probe found that neither decord nor OpenCV can open the file
-    elif meta.backend == "opencv" and "decord" in order and _probe_first() == "decord":
+    elif meta.backend == "opencv" and "decord" in order and _probe_first(info) == "decord":
         order = [b for b in order if b != "decord"]  # probe tried decord first and it could not open the file
     done = 0
     failed_at = wanted[0] if wanted else 0

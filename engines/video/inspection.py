@@ -28,9 +28,9 @@ from engines.video.common import (
     _label,
 )
 from engines.video.decoders import (
-    DEFAULT_BACKEND,
     INDEXED_CONTAINERS,
     _check_backend,
+    default_backend,
     _open_cv,
     _open_decord,
     _order,
@@ -255,7 +255,7 @@ def _probe(p: Path, fps: float | None, backend: str | None) -> tuple[VideoMeta, 
         return replace(meta), None
 
     info = _file_info(p, fps)
-    order = _order(backend, DEFAULT_BACKEND, info)
+    order = _order(backend, default_backend(info), info)
     key = (*_signature(p), fps, tuple(order))
     hit = _meta_cache.get(key)
     if hit:
@@ -307,7 +307,7 @@ def probe(path: str | os.PathLike[str], fps: float | None = None, *, backend: st
 
     Files: validated with PyAV (see module doc; a still image renamed to a video extension is
     refused); ``backend`` is the first decoder of the default order that opens the file
-    (``DEFAULT_BACKEND``, then the others, unless ``$GHOSTPROBE_VIDEO_BACKEND`` or ``backend=``
+    (``default_backend``: OpenCV, PyAV for MPEG-4 Part 2; then the others, unless ``$GHOSTPROBE_VIDEO_BACKEND`` or ``backend=``
     say otherwise); frames is the number of frames present (bounded by decord's count when decord is
     used); fps from the container, ``fps`` only when the container has no rate.
     Frame folders: ``fps`` given or 30, codec "jpeg"/"png", size from the first image.

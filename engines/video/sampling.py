@@ -20,8 +20,8 @@ import numpy as np
 from engines.errors import VideoError
 from engines.types import Clip, VideoMeta
 from engines.video.common import SamplingError, _as_path, _label
-from engines.video.decoders import COLORS, Out, _iter_with_fallback, _order, _resized_shape
-from engines.video.inspection import DEFAULT_BACKEND, _positive, _probe
+from engines.video.decoders import COLORS, Out, _iter_with_fallback, _order, _resized_shape, default_backend
+from engines.video.inspection import _positive, _probe
 
 MAX_NUM_FRAMES = 4096
 """The most frames ``num_frames`` may ask for (a 16-frame LLM clip is typical; 4096 is over two
@@ -180,8 +180,8 @@ def load_clip(
     the decoder to reduce the picture by 2^k before resizing, where the codec supports it and the
     result is still at least the output size (PyAV ``lowres``; a few grey levels differ from an
     exact decode, so it is part of the sampling and of the engine identity).
-    ``backend``: None/"auto" (OpenCV first for ``num_frames``; for rate sampling PyAV first when
-    ``color="gray"`` or ``lowres``, else OpenCV; then the others), "decord", "opencv" or "pyav".
+    ``backend``: None/"auto" (the fastest measured first: OpenCV, PyAV for MPEG-4 Part 2; for
+    rate sampling PyAV first when ``color="gray"`` or ``lowres``; then the others), "decord", "opencv" or "pyav".
     ``source_fps``: the rate of a frame folder (default 30).
     ``timestamps_s`` are ``index / native fps``; ``sampling`` records num_frames/fps/max_side/backend
     (and start_s/end_s/color/lowres when given). Options and the memory budget (frames × H × W ×
@@ -204,7 +204,7 @@ def load_clip(
     by_index: dict[int, int] = {}
     frames = np.empty((len(wanted), *out.shape), np.uint8)
     backends_used: list[str] = []
-    prefer = DENSE_GRAY_BACKEND if fps is not None and (color == "gray" or lowres) else DEFAULT_BACKEND
+    prefer = DENSE_GRAY_BACKEND if fps is not None and (color == "gray" or lowres) else default_backend(info)
     frames_iter = _iter_with_fallback(meta, info, p, wanted, out, _order(backend, prefer, info))
     for k, (j, frame, b_used) in enumerate(frames_iter):
         if b_used not in backends_used:

@@ -10,7 +10,7 @@ import numpy as np
 
 from engines.errors import VideoError
 from engines.video.common import _as_path, _cache_dir, _key_lock, _label, _tmp_name
-from engines.video.decoders import DEFAULT_BACKEND, Out, _iter_with_fallback, _order, _resized_shape
+from engines.video.decoders import Out, _iter_with_fallback, _order, _resized_shape, default_backend
 from engines.video.hashing import sha256_file
 from engines.video.inspection import _probe
 from engines.video.sampling import _check_max_side
@@ -24,7 +24,7 @@ def thumbnail(
     meta, info = _probe(p, source_fps, backend)
     j = min(meta.frames - 1, meta.frames // 3)
     out = Out(_resized_shape(meta.width, meta.height, max_side))
-    for _j, rgb, _used in _iter_with_fallback(meta, info, p, [j], out, _order(backend, DEFAULT_BACKEND, info)):
+    for _j, rgb, _used in _iter_with_fallback(meta, info, p, [j], out, _order(backend, default_backend(info), info)):
         return rgb
     raise VideoError(f'"{_label(p)}" is corrupt: frame {j} cannot be decoded.')
 
