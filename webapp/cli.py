@@ -102,12 +102,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ghostprobe: interrupted.", file=sys.stderr)
         return 130
+    except Exception as e:  # a damaged database met outside Store's own query helpers: still one sentence
+        failure = _store_failure(e, ctx)
+        if failure is None:
+            raise
+        print(f"ghostprobe: {format_error(failure)}", file=sys.stderr)
+        return 2
     finally:
         if ctx is not None:
             try:
                 ctx.close()
             except Exception:  # noqa: BLE001 - closing a damaged database must not hide the sentence above
                 pass
+
+
+def _store_failure(e: BaseException, ctx: Context | None):
+    """A StoreError for a DuckDB error that says the database file itself is unusable, else None."""
+    if "duckdb" not in sys.modules or ctx is None or ctx._store is None:
+        return None
+    from reports.store import _storage_failure
+
+    return _storage_failure(ctx._store.path, e)
 
 
 if __name__ == "__main__":
