@@ -10,6 +10,8 @@ import threading
 
 import pytest
 
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+
 from engines.base import CallRecord, EngineIdentity
 from engines.types import Verdict
 from reports import metrics as M
@@ -242,3 +244,49 @@ def test_cli_jobs_ingest(tmp_path, env_dirs):
     p3 = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p3.returncode == 2 and p3.stderr.strip() == (
         "ghostprobe: predictions.jsonl line 1 is not valid JSON (Expecting property name enclosed in double quotes).")
+
+
+def test_eval_output_on_one_machine_ingested_on_another_equals_the_local_run(tmp_path):
+    """The real CLI: `eval --output` with the baseline on generated clips into one database, `jobs ingest` of
+    that folder into another: same metrics and predictions; twice → no duplicates."""
+    import os
+
+    from media import write_h264_mp4
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(4):
+        write_h264_mp4(videos / f"clip_{i}.mp4", n_frames=30 + 8 * i)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video_id,ghost_probing\n" + "".join(f"clip_{i}.mp4,{i % 2}\n" for i in range(4)))
+    env = {**os.environ, "GHOSTPROBE_DATA_DIR": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
+
+    def cli(db, *args):
+        p = subprocess.run([sys.executable, "-m", "webapp.cli", "--db", str(db), *args], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        return p.stdout
+
+    a, b, out = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "run-folder"
+    for db in (a, b):
+        cli(db, "labels", "import", str(labels), "--set", "gen", "--format", "generic")
+    local = json.loads(cli(a, "eval", "--engine", "baseline", "--labels", "gen", "--videos", str(videos),
+                           "--workers", "1", "--output", str(out), "--json"))
+    manifest, records = RF.read_run_folder(out)
+    assert manifest["status"] == "done" and len(records) == 4 and manifest["label_set"] == "gen"
+    ing = json.loads(cli(b, "jobs", "ingest", str(out), "--json"))
+    assert json.loads(cli(b, "jobs", "ingest", str(out), "--json"))["run_id"] == ing["run_id"]
+
+    from reports.store import Store
+
+    sa, sb = Store(a), Store(b)
+    try:
+        ma, mb = M.run_metrics(sa, local["run_id"]), M.run_metrics(sb, ing["run_id"])
+        assert _comparable(ma) == _comparable(mb) and mb["predictions"] == 4
+        cols = "video_id, sha256, ghost_probing, confidence, status, raw, latency_s, decode_s, model_s"
+        q = f"SELECT {cols} FROM predictions WHERE run_id = ? ORDER BY video_id"
+        assert sa.query(q, [local["run_id"]]) == sb.query(q, [ing["run_id"]])
+        assert sb.scalar("SELECT count(*) FROM responses WHERE run_id = ?", [ing["run_id"]]) == 4
+    finally:
+        sa.close()
+        sb.close()
