@@ -97,3 +97,29 @@ def test_lookup_and_errors(store):
         "azureml:gp-eval-r20261202-aaaa", "azureml:gp-eval-r20261202-bbbb"]
     assert J.list_jobs(store, active=False) == []
     assert J.fmt_duration(3725) == "1h02m05s" and J.fmt_duration(65) == "1m05s" and J.fmt_duration(None) == "—"
+
+
+def test_jobs_cli_list_show_and_errors(tmp_path, env_dirs, capsys, monkeypatch):
+    import json
+
+    from reports.store import Store
+    from webapp.cli import main
+
+    db = tmp_path / "gp.duckdb"
+    s = Store(db)
+    _job(s, "azureml:gp-eval-cli", count=2)
+    J.record_state(s, "azureml:gp-eval-cli", "running", at=T0 + timedelta(minutes=2))
+    J.record_state(s, "azureml:gp-eval-cli", "failed", at=T0 + timedelta(minutes=32), message="CUDA out of memory.")
+    s.close()
+    assert main(["--db", str(db), "jobs", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["job_id"], r["state"], r["duration"]) for r in rows] == [("azureml:gp-eval-cli", "failed", "30m00s")]
+    assert main(["--db", str(db), "jobs", "show", "gp-eval-cli"]) == 0
+    out = capsys.readouterr().out
+    assert "azureml:gp-eval-cli (job, azureml): failed" in out and "2 × Standard_NC24s_v3" in out
+    assert "2026-12-02 07:32:00  failed  CUDA out of memory." in out and "logs: https://ml.azure.com/runs/" in out
+    assert main(["--db", str(db), "jobs", "cancel", "gp-eval-cli"]) == 2
+    assert capsys.readouterr().err.strip() == ("ghostprobe: Job azureml:gp-eval-cli is already failed; there is "
+                                               "nothing to cancel.")
+    assert main(["--db", str(db), "jobs", "ingest", str(tmp_path / "nope")]) == 2
+    assert "is neither a run folder nor a known job" in capsys.readouterr().err
