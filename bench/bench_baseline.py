@@ -5,7 +5,7 @@
 What is timed, per repetition, interleaved (candidate, reference, candidate, reference ...):
 
 - **candidate** — what ``ghostprobe detect``/``eval`` do per video in one process: ``load_clip(path,
-  **BaselineEngine.default_sampling)`` (grey at 320 px, PyAV luma with ``lowres`` where the codec
+  **BaselineEngine.default_sampling)`` (grey at 480 px, PyAV luma with ``lowres`` where the codec
   allows it) + ``BaselineEngine.detect``, over every clip;
 - **reference** — pipeline 1 (the engine's sampling before this change): RGB at 480 px decoded with
   OpenCV, grey and resized again inside the detector; same detector, same clips, same process.

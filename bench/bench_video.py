@@ -18,7 +18,7 @@ Figures:
 - ``sample16``: each sampler, with ``ratio_vs_fastest_raw`` (median / fastest raw median); target
   <= 1.5 (issue 10) for the default (``auto``), ``passed`` says whether it holds. Forced backends
   report the same ratio (target informational) so the default can be checked to be the fastest.
-- ``sample_rate10_gray``: the baseline's sampling (10 fps, grey, 320 px, lowres) against PyAV
+- ``sample_rate10_gray``: the baseline's sampling (10 fps, grey, 480 px, lowres) against PyAV
   decoding every frame to its luma plane at full size (the raw reference for rate sampling).
 - ``probe_cold``: a first ``probe`` (SHA-256 + PyAV check + opening the first backend).
 - ``make_playable``: the one-time H.264 transcode for the browser (one run; informational).
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
             samplers = {"auto": None, "opencv": "opencv", "pyav": "pyav", "decord": "decord"}
             times: dict[str, list[float]] = {f"raw:{k}": [] for k in RAW} | {f"load_clip:{k}": [] for k in samplers}
-            base = dict(num_frames=None, fps=10, max_side=320, color="gray", lowres=True)
+            base = dict(num_frames=None, fps=10, max_side=480, color="gray", lowres=True)
             rate = {"raw:pyav_luma_all": [], "load_clip:baseline": []}
             used: dict[str, str] = {}
             for _ in range(args.repeats):

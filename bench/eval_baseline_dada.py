@@ -18,7 +18,7 @@ Label sets and figures (each line names its label set, video count and 95 % inte
 - ``dada_clip``: one line per DADA clip (score, verdict, onset) under the generated parameters.
 
 - ``pipeline_comparison`` (and ``pipeline_comparison_clip`` per DADA clip): the engine's sampling
-  now (pipeline 2: grey at 320 px, PyAV luma, ``lowres``) against before (pipeline 1: RGB at 480 px
+  now (pipeline 2: grey at 480 px, PyAV luma, ``lowres``) against before (pipeline 1: RGB at 480 px
   decoded by OpenCV, resized again in the detector), same detector parameters, on the DADA clips
   and on the held-out generated seeds: verdicts, onsets, and whether any verdict got worse.
   ``--mpeg4-generated`` adds the held-out seeds rendered like DADA (1584x660 30 fps MPEG-4 AVI),

@@ -31,8 +31,8 @@ class BaselineConfig:
     # --- version of the pipeline itself -------------------------------------------------------
     pipeline: int = 2
     """Bumped when the code changes what the same parameters answer (so the revision changes):
-    1 = RGB frames at 480 px resized again to ``proc_width``; 2 = grey frames sampled straight at
-    ``proc_width`` (PyAV luma, low-resolution decoding where the codec allows it), and status
+    1 = RGB frames at 480 px (OpenCV) resized again to ``proc_width``; 2 = grey frames at 480 px
+    (PyAV luma, low-resolution decoding where the codec allows it) resized to ``proc_width``, and status
     "error" instead of "no" when nothing could be measured (too few/small frames, unreliable flow,
     every pair skipped)."""
 

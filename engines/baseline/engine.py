@@ -24,11 +24,12 @@ class BaselineEngine(Engine):
     kinds: ClassVar[frozenset[str]] = frozenset({DETECTOR})
     process_safe: ClassVar[bool] = True
     # A steady rate, not a handful of frames: the detector measures motion between neighbours.
-    # Grey at the processing width (320 px, the longer side of a landscape dashcam frame): PyAV
-    # hands over the luma plane, low-resolution decoded where the codec allows it (MPEG-4 Part 2,
-    # the DADA clips), with no RGB intermediate — the 3x cheaper half of the real-time factor
-    # (bench/bench_baseline.py). The detector accepts RGB clips as well (other sampling works).
-    default_sampling: ClassVar[dict[str, Any]] = {"num_frames": None, "fps": 10, "max_side": 320,
+    # Grey at 480 px (the detector resizes to proc_width=320): PyAV hands over the luma plane,
+    # low-resolution decoded where the codec allows it (MPEG-4 Part 2, the DADA clips: lowres 1),
+    # with no RGB intermediate. Chosen over grey straight at 320 px, which lost one generated
+    # held-out negative (bench/eval_baseline_dada.py, pipeline_comparison_*). The detector
+    # accepts RGB clips as well.
+    default_sampling: ClassVar[dict[str, Any]] = {"num_frames": None, "fps": 10, "max_side": 480,
                                                   "color": "gray", "lowres": True}
 
     def __init__(self, model: str | None = None, **config: Any):
