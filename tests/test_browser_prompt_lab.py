@@ -36,6 +36,9 @@ def _open_lab(page, app):
     page.get_by_role("tab", name="提示词实验室").click()
     page.wait_for_selector("#lab-matrix")
     page.wait_for_function("() => document.querySelector('#lab-system textarea')?.value.length > 20")
+    # the page-load handler has filled the tab (it rewrites the editor, so typing before it would be lost)
+    page.wait_for_function("() => /新版本保存到|New versions are saved/.test("
+                           "document.querySelector('#lab-save-where')?.innerText || '')", timeout=60_000)
 
 
 def _md(page, elem_id: str) -> str:
@@ -78,20 +81,43 @@ def test_edit_and_save_new_version(page, app):
     # saving the same content again is refused in one sentence, nothing written
     page.click("#lab-save")
     status = _wait_status(page, "lab-save-status", sign="⚠️")
-    assert status.startswith("⚠️") and "asks the same" in status and len(status.splitlines()) == 1, status
+    assert status.startswith("⚠️") and "内容相同" in status and "asks the same" not in status, status
+    assert len(status.splitlines()) == 1
     assert not (app.data / "prompts" / f"{pid}.v{int(ver) + 2}.yaml").exists()
+
+
+def _runs_via_api(app) -> list[dict]:
+    from gradio_client import Client
+
+    return Client(app.url, verbose=False).predict(run_ids=[], api_name="/report_json")["runs"]
 
 
 def test_run_baseline_on_demo_fills_matrix(page, app, demo_labels):
     _open_lab(page, app)
+    before = len(_runs_via_api(app))
     assert re.search(r"@\d+", _prompt_ref(page))
     assert page.locator("#lab-engine input").input_value().startswith("baseline")
     assert page.locator("#lab-label-set input").input_value().startswith("demo")
-    page.click("#lab-run")
-    status = _wait_status(page, "lab-run-status", timeout=240_000)
+    page.locator("#lab-run-name input, #lab-run-name textarea").first.fill("浏览器运行-1")
+    page.dblclick("#lab-run")  # a double click makes one run, not two
+    page.wait_for_function("() => document.querySelector('#lab-run').disabled", timeout=10_000)
+    assert page.locator("#lab-resume").is_disabled() and page.locator("#lab-retry").is_disabled()
+    # progress is drawn in the Run box, never over the runs dropdown or the matrix
+    page.wait_for_function("() => /synth_|准备中|视频/.test(document.querySelector('#lab-run-status').innerText)",
+                           timeout=120_000)
+    progress = re.compile(r"processing|准备中|运行 r\d{8}|synth_\S+：")
+    for _ in range(3):
+        assert not progress.search(page.locator("#lab-matrix").inner_text())
+        assert not progress.search(page.locator("#lab-runs").inner_text())
+        page.wait_for_timeout(700)
+    status = _wait_status(page, "lab-run-status", timeout=300_000)
     assert status.startswith("✅"), status
     run_id = RUN_ID.search(status).group(0)
-    assert f"{len(demo_labels)} 个视频" in status
+    assert f"{len(demo_labels)} 个视频" in status and f"覆盖率 {len(demo_labels)}/{len(demo_labels)} 已评分" in status
+    page.wait_for_function("() => !document.querySelector('#lab-run').disabled")
+    runs = _runs_via_api(app)
+    assert len(runs) == before + 1, [r["run_id"] for r in runs]
+    assert next(r for r in runs if r["run_id"] == run_id)["name"] == "浏览器运行-1"
 
     page.wait_for_function(f"() => document.querySelector('#lab-matrix').innerText.includes('{run_id}')")
     rows = page.locator("#lab-matrix table.lab-matrix tbody tr")
@@ -105,11 +131,13 @@ def test_run_baseline_on_demo_fills_matrix(page, app, demo_labels):
         assert cls in ("right", "wrong", "unparsed", "error"), cls
         bg = cells.nth(i).evaluate("el => getComputedStyle(el).backgroundColor")
         assert bg not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)"), bg
-    # the label column and the run's accuracy with its interval and n
+    # the label column, the run's coverage and its accuracy with its interval and n
     labels = page.locator("#lab-matrix td.lbl").all_inner_texts()
     assert len(labels) == len(demo_labels) and any(s.startswith("鬼探头") for s in labels)
+    head = page.locator(f"#lab-matrix th:has-text('{run_id}')")
+    assert head.get_attribute("data-coverage") == f"{len(demo_labels)}/{len(demo_labels)}"
     foot = page.locator("#lab-matrix tfoot").inner_text()
-    assert f"n={len(demo_labels)}" in foot and "%" in foot
+    assert f"n={len(demo_labels)}" in foot and "%" in foot and f"覆盖率 {len(demo_labels)}/{len(demo_labels)}" in foot
 
 
 def test_drill_down_review_and_label_correction(page, app, demo_labels):
@@ -127,11 +155,15 @@ def test_drill_down_review_and_label_correction(page, app, demo_labels):
                            timeout=120_000)
     assert page.locator("#lab-drill-video-id input").input_value() == video
 
+    # no mark is preselected (a preselected "agree" nudges reviewers), and saving without one says so
+    assert page.locator("#lab-review-mark input:checked").count() == 0
+    page.click("#lab-review-save")
+    assert "请先选择一个评审标记" in _wait_status(page, "lab-review-status", sign="⚠️")
     page.locator("#lab-review-mark input[value=unsure]").check()
     page.locator("#lab-review-comment textarea").fill("浏览器测试的评审")
     page.click("#lab-review-save")
-    status = _wait_status(page, "lab-review-status")
-    assert status.startswith("✅") and "unsure" in status
+    status = _wait_status(page, "lab-review-status", sign="✅")
+    assert status.startswith("✅") and "不确定" in status
     page.wait_for_function("() => document.querySelector('#lab-reviews').innerText.includes('浏览器测试的评审')")
 
     page.locator("#lab-fix-kind input[value=none]").check()
@@ -156,3 +188,109 @@ def test_cancel_without_a_run_is_one_sentence(page, app):
     page.click("#lab-cancel")
     status = _wait_status(page, "lab-run-status")
     assert status.startswith("⚠️") and len(status.splitlines()) == 1
+
+
+def test_drill_down_names_levels_and_objects_in_chinese(page, app, demo_labels):
+    _open_lab(page, app)
+    page.wait_for_selector("#lab-matrix td[data-run]")
+    positive = next(r["video_id"] for r in demo_labels if r["ghost_probing"] == "1")
+    page.locator(f"#lab-matrix td[data-run][data-video='{positive}']").first.click()
+    page.wait_for_function("() => document.querySelector('#lab-drill-verdict').innerText.includes('危险等级')")
+    verdict = _md(page, "lab-drill-verdict")
+    for raw in ("medium", "high", "low", "pedestrian", "vehicle", "cyclist"):
+        assert f"| {raw}" not in verdict and not re.search(rf"\b{raw}\b", verdict.split("理由")[0]), verdict
+
+
+def test_manage_runs_rename_hide_unhide_delete(page, app):
+    _open_lab(page, app)
+    run_id = next(r["run_id"] for r in _runs_via_api(app) if r.get("name") == "浏览器运行-1")
+    page.locator("#lab-manage").get_by_text("管理运行").first.click()
+    page.locator("#lab-manage-run input").click()
+    page.locator("[role='option']").filter(has_text=run_id).first.click()
+    page.locator("#lab-manage-name input, #lab-manage-name textarea").first.fill("改过的名字")
+    page.click("#lab-manage-rename")
+    assert "改过的名字" in _wait_status(page, "lab-manage-status", sign="✅")
+    page.click("#lab-manage-hide")
+    assert "已隐藏" in _wait_status(page, "lab-manage-status", sign="已隐藏")
+    page.locator("#lab-runs input").click()
+    assert not page.locator("[role='option']").filter(has_text=run_id).count()
+    page.keyboard.press("Escape")
+    page.click("#lab-manage-unhide")
+    assert "重新显示" in _wait_status(page, "lab-manage-status", sign="重新显示")
+    page.click("#lab-manage-delete")
+    assert "确认删除" in _wait_status(page, "lab-manage-status", sign="确认删除")  # refused without the box ticked
+    assert any(r["run_id"] == run_id for r in _runs_via_api(app))
+    page.locator("#lab-manage-confirm input").check()
+    page.click("#lab-manage-delete")
+    assert "已删除" in _wait_status(page, "lab-manage-status", sign="已删除")
+    assert not any(r["run_id"] == run_id for r in _runs_via_api(app))
+    assert page.locator("#lab-manage-confirm input").is_checked() is False
+
+
+def test_cancelled_run_resumes_from_the_ui(page, app, demo_labels):
+    _open_lab(page, app)
+    page.locator("#lab-run-name input, #lab-run-name textarea").first.fill("取消后继续")
+    page.click("#lab-run")
+    page.wait_for_function("() => /synth_/.test(document.querySelector('#lab-run-status').innerText)", timeout=180_000)
+    page.click("#lab-cancel")
+    status = _wait_status(page, "lab-run-status", timeout=180_000, sign="运行已取消")
+    assert "未开始" in status and "继续运行" in status and "ghostprobe eval --resume" not in status, status
+    run = next(r for r in _runs_via_api(app) if r.get("name") == "取消后继续")
+    assert run["status"] == "cancelled"
+    page.wait_for_function("() => !document.querySelector('#lab-resume').disabled")
+    page.locator("#lab-resume-run input").click()
+    page.locator("[role='option']").filter(has_text=run["run_id"]).first.click()
+    page.click("#lab-resume")
+    status = _wait_status(page, "lab-run-status", timeout=300_000, sign="运行完成")
+    assert run["run_id"] in status and f"覆盖率 {len(demo_labels)}/{len(demo_labels)}" in status, status
+    again = next(r for r in _runs_via_api(app) if r["run_id"] == run["run_id"])
+    assert again["status"] == "done" and again["n"] == len(demo_labels)
+
+
+def test_lab_opens_on_the_label_set_used_last_and_speaks_english(browser, app, demo_labels):
+    from gradio_client import Client
+
+    # a second label set with two of the demo videos, imported through the Library tab, then run through the API
+    import csv as _csv
+    import tempfile
+    from pathlib import Path
+
+    tmp = Path(tempfile.mkdtemp())
+    two = tmp / "two.csv"
+    with open(two, "w", newline="", encoding="utf-8") as f:
+        w = _csv.writer(f)
+        w.writerow(["video_id", "ghost_probing"])
+        for r in demo_labels[:2]:
+            w.writerow([r["video_id"], r["ghost_probing"]])
+    ctx = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(app.url + "/?__theme=light")
+        page.wait_for_selector("#lib-gallery")
+        page.locator("#lib-import").get_by_text("Import labels").first.click()
+        page.locator("#lib-label-file input[type=file]").set_input_files(str(two))
+        page.locator("#lib-set-name input, #lib-set-name textarea").first.fill("lab-two")
+        page.click("#lib-import-btn")
+        page.wait_for_function("() => document.querySelector('#lib-import-status').innerText.includes('lab-two')")
+        assert "Imported label set" in page.locator("#lib-import-status").inner_text()
+        rid = Client(app.url, verbose=False).predict(label_set="lab-two", engine="baseline", prompt="", video_ids=[],
+                                                     api_name="/run_eval_api")
+        assert RUN_ID.match(rid)
+        page.goto(app.url + "/?__theme=light")
+        page.get_by_role("tab", name="Prompt Lab").click()
+        page.wait_for_function("() => document.querySelector('#lab-label-set input')?.value.startsWith('lab-two')",
+                               timeout=60_000)
+        page.wait_for_function(f"() => document.querySelector('#lab-matrix').innerText.includes('{rid}')")
+        matrix = page.locator("#lab-matrix").inner_text()
+        assert "Label set lab-two: 2 videos × 1 runs" in matrix and "coverage 2/2" in matrix
+        assert "right" in matrix and "unparsed (never counted as no)" in matrix and "正确" not in matrix
+        assert "Run to continue" in page.locator("#lab-run-box").inner_text()
+        assert "available" in page.locator("#lab-engine input").input_value()
+        page.locator(f"#lab-matrix td[data-run='{rid}']").first.click()
+        page.wait_for_function("() => document.querySelector('#lab-drill-verdict').innerText.includes('danger level')")
+        verdict = page.locator("#lab-drill-verdict").inner_text()
+        assert "Parsed verdict" in verdict and "危险等级" not in verdict
+    finally:
+        ctx.close()
+

@@ -655,8 +655,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                                    placeholder=t("这个版本改了什么、为什么"))
                 save = gr.Button(t("另存为新版本"), variant="primary", elem_id="lab-save")
                 save_status = gr.Markdown(elem_id="lab-save-status")
-                save_where = gr.Markdown(f"<small>{msg.md('lab_save_where', 'zh', d=prompt_save_dir(state))}</small>",
-                                         elem_id="lab-save-where")
+                save_where = gr.Markdown("", elem_id="lab-save-where")  # filled on page load (tests wait for it)
 
     with gr.Accordion(t("运行"), open=True, elem_id="lab-run-box"):
         with gr.Row():
