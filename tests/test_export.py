@@ -138,7 +138,7 @@ def test_partial_run_shows_scored_over_planned_in_html_and_csv(store, tmp_path):
 def test_report_opens_offline_in_chromium_with_charts_drawn(store, tmp_path, page):
     _populate(store)
     out = tmp_path / "report.html"
-    X.write_report(store, out)
+    X.write_report(store, out, lang="en")
     errors, dialogs = [], []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

@@ -66,12 +66,12 @@ def test_the_preparing_notice_shows_in_library_and_chat_then_goes_away(tmp_path,
         page.keyboard.press("Escape")
         page.get_by_role("tab", name="视频库").click()
         assert not page.locator("#library-demo-notice").is_visible()
-        page.wait_for_function("() => document.querySelector('#lib-gallery').innerText.includes('synth_')",
+        page.wait_for_function("() => (document.querySelector('#lib-gallery')?.innerText || '').includes('synth_')",
                                timeout=60_000)
         assert page.locator("#lib-label-set input").input_value().startswith("demo")
         # a page opened afterwards shows no notice at all
         page.goto(app.url + "/?__theme=light")
-        page.wait_for_function("() => document.querySelector('#lib-gallery').innerText.includes('synth_')",
+        page.wait_for_function("() => (document.querySelector('#lib-gallery')?.innerText || '').includes('synth_')",
                                timeout=60_000)
         assert not page.locator("#library-demo-notice").is_visible()
 
