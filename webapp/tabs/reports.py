@@ -132,8 +132,8 @@ msg.add_messages({
     "rep_conf_ex": {"zh": "{r} · 未解析不计入", "en": "{r} · unparsed left out"},
     "rep_pick_run": {"zh": "请选择要导出的运行，或导出筛选出的全部运行。", "en": "Select a run to export, or export the filtered runs."},
     "rep_nothing": {"zh": "没有符合筛选条件的运行，没有可导出的内容。", "en": "No run matches the filters, so there is nothing to export."},
-    "rep_exported": {"zh": "已生成导出文件（{n} 次运行，{lang}）：HTML 报告可离线打开，另有 Markdown 摘要和 runs / predictions 的 CSV、Parquet。",
-                     "en": "Export files are ready ({n} runs, {lang}): an HTML report that opens offline, a Markdown summary, and CSV and Parquet of runs and predictions."},
+    "rep_exported": {"zh": "已生成导出文件（{n} 次运行，{language}）：HTML 报告可离线打开，另有 Markdown 摘要和 runs / predictions 的 CSV、Parquet。",
+                     "en": "Export files are ready ({n} runs, {language}): an HTML report that opens offline, a Markdown summary, and CSV and Parquet of runs and predictions."},
     "rep_lang_zh": {"zh": "中文", "en": "Chinese"}, "rep_lang_en": {"zh": "英文", "en": "English"},
     "rep_prices_saved": {"zh": "已保存 {n} 行价格：{rows}。", "en": "Saved {n} price rows: {rows}."},
     "rep_prices_same": {"zh": "价格没有改动。", "en": "No price changed."},
@@ -618,7 +618,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             files = export_files(state, ids, lang_out if lang_out in X.LANGS else lang)
         except Exception as e:
             return fail(e, "export", lang), gr.skip(), gr.skip(), gr.skip()
-        text = msg.md("rep_exported", lang, n=len(ids), lang=msg.m(f"rep_lang_{lang_out}", lang))
+        text = msg.md("rep_exported", lang, n=len(ids), language=msg.m(f"rep_lang_{lang_out}", lang))
         return (msg.status(text), gr.update(value=files["html"], interactive=True),
                 gr.update(value=files["markdown"], interactive=True), files["tables"])
 
