@@ -31,13 +31,18 @@ def backend_for(name: str, **settings: Any):
 
 def cloud_status() -> list[dict[str, Any]]:
     """One line per backend: can it be used from here, and if not, why (one sentence, no network)."""
-    from engines.cloud import azureml, sagemaker
+    import importlib
 
     out = []
-    ok, why = azureml.availability()
-    out.append({"backend": "azureml", "available": ok, "reason": why})
-    ok, why = sagemaker.availability()
-    out.append({"backend": "sagemaker", "available": ok, "reason": why})
+    for backend, mod, sdk in (("azureml", "engines.cloud.azureml", "azure-ai-ml"),
+                              ("sagemaker", "engines.cloud.sagemaker", "boto3")):
+        try:
+            ok, why = importlib.import_module(mod).availability()
+        except ImportError:  # a CPU Space installs no cloud SDKs
+            ok, why = False, f"The {sdk} package is not installed (pip install '.[cloud]')."
+        except Exception as e:  # availability must never take the page down
+            ok, why = False, f"The {backend} check failed: {type(e).__name__}: {e}."
+        out.append({"backend": backend, "available": ok, "reason": why})
     return out
 
 
