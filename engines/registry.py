@@ -38,6 +38,9 @@ BUILTIN: dict[str, str] = {
     "motion": "engines.vad.motion:MotionMapEngine",
     "aivad": "engines.vad.aivad:AiVadEngine",
     "sagemaker": "engines.vad.sagemaker:SageMakerVadEngine",
+    "azureml-job": "engines.cloud.azureml:AzureMLJobEngine",
+    "azureml": "engines.cloud.endpoint_engine:AzureMLEndpointEngine",
+    "sagemaker-vlm": "engines.cloud.endpoint_engine:SageMakerEndpointEngine",
 }
 
 _ENGINES: dict[str, type[Engine]] = {}
