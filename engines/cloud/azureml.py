@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -64,9 +63,7 @@ STATE_MAP = {
 }
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    v = os.environ.get(name)
-    return v if v not in (None, "") else default
+from engines.settings import env as _env  # noqa: E402  (the one settings object)
 
 
 def map_state(status: str | None) -> str:

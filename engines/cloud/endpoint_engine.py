@@ -18,7 +18,6 @@ for a local engine, and read the answer text (verdict parsing stays in the core)
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -29,9 +28,7 @@ from engines.errors import EngineError
 from engines.types import Clip
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    v = os.environ.get(name)
-    return v if v not in (None, "") else default
+from engines.settings import env as _env  # noqa: E402  (the one settings object)
 
 
 def _call_record(engine: str, resp: dict[str, Any], t0: float, preprocess_s: float, device: str) -> CallRecord:

@@ -23,7 +23,6 @@ HTTP client's log lines (httpx logs request URLs) through its filter.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -45,9 +44,7 @@ NOT_CONFIGURED = ("No worker configured: set GHOSTPROBE_VIDEOLLAMA2_URL to the a
                   "engines/llm/worker/server.py (e.g. http://gpu-box:8008).")
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    v = os.environ.get(name)
-    return v if v not in (None, "") else default
+from engines.settings import env as _env  # noqa: E402  (the one settings object)
 
 
 
