@@ -456,7 +456,11 @@ def _sql_path(p: Path) -> str:
 
 def export_tables(store: Store, out_dir: str | Path, fmt: str = "csv",
                   run_ids: list[str] | None = None) -> list[str]:
-    """runs.<ext> and predictions.<ext> (with the label of each run's label set) via DuckDB COPY."""
+    """runs.<ext> and predictions.<ext> (with the label of each run's label set) via DuckDB COPY, and — when
+    the selected runs' answers carry them — vad_frames.<ext> and vad_boxes.<ext> (per-frame anomaly scores
+    and boxes, with the run and video of each answer)."""
+    from reports.correctness import correct_sql
+
     if fmt not in ("csv", "parquet"):
         from reports.runs import RunError
 
@@ -488,14 +492,24 @@ def export_tables(store: Store, out_dir: str | Path, fmt: str = "csv",
                    FROM runs r LEFT JOIN c USING (run_id) {where} ORDER BY r.created_at, r.run_id"""
     preds_sql = f"""SELECT p.*, l.ghost_probing AS label_ghost_probing, l.kind AS label_kind,
                            l.onset_s AS label_onset_s,
-                           CASE WHEN l.video_id IS NULL THEN NULL WHEN p.status <> 'ok' THEN false
-                                ELSE p.ghost_probing = l.ghost_probing END AS correct
+                           {correct_sql()} AS correct
                     FROM predictions p JOIN runs r USING (run_id)
                     LEFT JOIN labels l ON l.label_set = r.label_set AND l.video_id = p.video_id
                     {where} ORDER BY p.run_id, p.video_id"""
+    vad_where = where.replace("r.run_id", "p.run_id") if where else ""
+    vad_sql = {name: f"""SELECT p.run_id, p.video_id, v.* FROM {name} v
+                         JOIN predictions p ON p.response_id = v.response_id {vad_where}
+                         ORDER BY p.run_id, p.video_id, v.frame"""
+               for name in ("vad_frames", "vad_boxes")}
+    tables = {r["table_name"] for r in store.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")}
     paths = []
     with store.write() as cur:  # COPY reads under the write lock so a concurrent writer cannot interleave
-        for name, sql in (("runs", runs_sql), ("predictions", preds_sql)):
+        jobs = [("runs", runs_sql), ("predictions", preds_sql)]
+        for name, sql in vad_sql.items():
+            if name in tables and cur.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]:
+                jobs.append((name, sql))
+        for name, sql in jobs:
             path = out / f"{name}.{fmt}"
             cur.execute(f"COPY ({sql}) TO {_sql_path(path)} {opts}", params)
             paths.append(str(path))

@@ -206,3 +206,27 @@ def test_cli_report_and_export(tmp_path, capsys, monkeypatch):
 
     prices = json.loads(capsys.readouterr().out)
     assert any(p["sku"] == "Standard_NC24s_v3" and p["usd_per_hour"] == 12.24 for p in prices)
+
+
+def test_export_carries_the_anomaly_frames_and_boxes_of_detector_runs(store, tmp_path):
+    """A detector's per-frame scores and boxes (AI-VAD, motion map) go out with the rest."""
+    from engines.base import Artifacts, Box
+    from reports import runs as R
+    from reports.vad import save_artifacts
+
+    rid = R.create_run(store, engine="motion", selection=["a.avi"])
+    resp = R.add_prediction(store, rid, "a.avi", "s" * 64, Verdict(ghost_probing=True, confidence=0.7, status="ok"),
+                            {"latency_s": 1.0})
+    arts = Artifacts(tracks={"anomaly": [(0.0, 0.1), (0.5, 0.9)]}, thresholds={"anomaly": 0.5},
+                     boxes=[Box(frame=1, t=0.5, x1=1, y1=2, x2=30, y2=40, score=0.9, label="motion")],
+                     extra={"frame_indices": [0, 1]})
+    save_artifacts(store, resp, arts)
+    paths = X.export_tables(store, tmp_path / "out", "csv", [rid])
+    names = [p.rsplit("/", 1)[-1] for p in paths]
+    assert names == ["runs.csv", "predictions.csv", "vad_frames.csv", "vad_boxes.csv"]
+    con = duckdb.connect()
+    frames = con.execute("SELECT run_id, video_id, frame, score FROM read_csv_auto(?) ORDER BY frame",
+                         [paths[2]]).fetchall()
+    assert frames == [(rid, "a.avi", 0, 0.1), (rid, "a.avi", 1, 0.9)]
+    box = con.execute("SELECT frame, x2, score, label FROM read_csv_auto(?)", [paths[3]]).fetchone()
+    assert box == (1, 30.0, 0.9, "motion")
