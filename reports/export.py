@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -439,14 +440,24 @@ def markdown_summary(store: Store, run_ids: list[str] | None = None, lang: str =
     return "\n".join(lines) + "\n"
 
 
-def write_report(store: Store, out: str | Path, run_ids: list[str] | None = None, lang: str = "zh") -> dict[str, str]:
-    """Write the HTML report and a Markdown summary beside it (same name, .md), in ``lang`` (zh or en)."""
+def write_report(store: Store, out: str | Path, run_ids: list[str] | None = None, lang: str = "zh",
+                 force: bool = False) -> dict[str, str]:
+    """Write the HTML report and a Markdown summary beside it (same name, .md), in ``lang`` (zh or en).
+
+    An existing HTML or Markdown file is refused unless ``force``; both are built before either is written,
+    and each is written whole (temporary file, then rename), so a failure leaves no half-written report."""
+    from engines.errors import output_path
+
     _lang(lang)
-    out = Path(out)
+    out = output_path(out, "report", force=force)
+    md = output_path(Path(out).with_suffix(".md"), "report summary", force=force)
+    html_text = build_html(store, run_ids, lang=lang)
+    md_text = markdown_summary(store, run_ids, lang=lang)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_html(store, run_ids, lang=lang), encoding="utf-8")
-    md = out.with_suffix(".md")
-    md.write_text(markdown_summary(store, run_ids, lang=lang), encoding="utf-8")
+    for path, text in ((out, html_text), (md, md_text)):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
     return {"html": str(out), "markdown": str(md)}
 
 

@@ -316,9 +316,7 @@ def _cases() -> list[Case]:
         cs.append(Case(f"db-{k}", ["labels", "list"], db=k))
     cs.append(Case("out-export-existing-file", ["export", "--out", "{outs[existing_file]}"]))
     cs.append(Case("out-export-under-file", ["export", "--out", "{outs[under_file]}"]))
-    cs.append(Case("out-report-existing", ["report", "--out", "{outs[existing_html]}"],
-                   xfail="lead: `report` needs --force (webapp/commands/evaluation.py) and must refuse an existing "
-                         "file without it; engines.errors.output_path does the check"))
+    cs.append(Case("out-report-existing", ["report", "--out", "{outs[existing_html]}"]))
     cs.append(Case("out-report-under-file", ["report", "--out", "{outs[under_file]}.html"]))
     cs.append(Case("out-report-folder", ["report", "--out", "{outs[folder_html]}"]))
     for k in ("fifo", "loop", "folder_html"):

@@ -198,6 +198,21 @@ def test_cli_report_and_export(tmp_path, capsys, monkeypatch):
     assert main(["--db", str(db), "report", "--out", str(tmp_path / "out" / "r.html")]) == 0
     assert (tmp_path / "out" / "r.html").stat().st_size > 1_000_000  # plotly.js inlined
     assert (tmp_path / "out" / "r.md").exists()
+    # a second report onto the same file is refused (exit 2, one sentence) and leaves both files as they were
+    (tmp_path / "out" / "r.md").write_text("keep me")
+    before = (tmp_path / "out" / "r.html").read_bytes()
+    capsys.readouterr()
+    assert main(["--db", str(db), "report", "--out", str(tmp_path / "out" / "r.html")]) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert (tmp_path / "out" / "r.html").read_bytes() == before
+    assert (tmp_path / "out" / "r.md").read_text() == "keep me"
+    # only the Markdown beside it existing is refused too: nothing is half written
+    (tmp_path / "out" / "r.html").unlink()
+    assert main(["--db", str(db), "report", "--out", str(tmp_path / "out" / "r.html")]) == 2
+    assert not (tmp_path / "out" / "r.html").exists()
+    assert main(["--db", str(db), "report", "--out", str(tmp_path / "out" / "r.html"), "--force", "--lang", "en"]) == 0
+    assert (tmp_path / "out" / "r.md").read_text() != "keep me"
+    assert not list((tmp_path / "out").glob(".*.tmp"))
     assert main(["--db", str(db), "export", "--format", "parquet", "--out", str(tmp_path / "pq"), "--json"]) == 0
     assert (tmp_path / "pq" / "predictions.parquet").exists()
     capsys.readouterr()

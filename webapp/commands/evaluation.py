@@ -81,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write a self-contained HTML report (and a Markdown summary beside it)")
     p.add_argument("--out", required=True, help="FILE.html")
     p.add_argument("--runs", nargs="*", help="runs to detail (ids or names); default: the most recent")
+    p.add_argument("--force", action="store_true", help="overwrite FILE.html (and the .md beside it) if they exist")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report)
 
@@ -359,7 +360,8 @@ def cmd_report(args, ctx) -> int:
 
     if not args.out.lower().endswith((".html", ".htm")):
         raise CliError("--out must name an .html file.")
-    paths = export.write_report(ctx.store, args.out, args.runs or None)
+    paths = export.write_report(ctx.store, args.out, args.runs or None, lang=getattr(args, "lang", "zh"),
+                                force=args.force)
     if args.json:
         print_json({**paths, **export.report_json(ctx.store, args.runs or None)})
     else:

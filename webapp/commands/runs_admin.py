@@ -106,7 +106,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     if report is not None:
         report.add_argument("--lang", choices=["zh", "en"], default="zh",
                             help="language of the HTML report and the summary (default zh)")
-        report.set_defaults(func=cmd_report)
 
 
 def cmd_rename(args, ctx) -> int:
@@ -138,17 +137,4 @@ def cmd_delete(args, ctx) -> int:
         print_json({"run_id": rid, "deleted": True})
     else:
         print(f"deleted {rid}.")
-    return 0
-
-
-def cmd_report(args, ctx) -> int:
-    from reports import export
-
-    if not args.out.lower().endswith((".html", ".htm")):
-        raise CliError("--out must name an .html file.")
-    paths = export.write_report(ctx.store, args.out, args.runs or None, lang=args.lang)
-    if args.json:
-        print_json({**paths, **export.report_json(ctx.store, args.runs or None)})
-    else:
-        print(f"wrote {paths['html']} and {paths['markdown']}")
     return 0
