@@ -323,3 +323,122 @@ def test_online_endpoint_spec_runs_the_scoring_script(tmp_path, env_dirs, capsys
     pip = dep["environment"]["conda_file"]["dependencies"][-1]["pip"]
     assert "azureml-inference-server-http>=1.4" in pip and "transformers>=5,<6" in pip
     assert dep["environment"]["image"] == A.DEFAULT_IMAGE
+
+
+# -- a completed job's outputs, downloaded over HTTP and ingested (the real CLI) ---------------------
+def _cli_env(fake, tmp_path, **extra):
+    """The CLI as a user runs it after `az login`: DefaultAzureCredential (its Azure CLI link, answered by
+    tests/azureml_fake.fake_az_cli), the workspace from the environment, the management front end on the
+    loopback fake, and the datastore's storage account name reached through the loopback CONNECT proxy."""
+    import os
+
+    from azureml_fake import fake_az_cli
+
+    az = fake_az_cli(tmp_path / "az-bin")
+    env = {**os.environ, "GHOSTPROBE_DATA_DIR": str(tmp_path / "data"), "OMP_NUM_THREADS": "1",
+           "PATH": f"{az}{os.pathsep}{os.environ.get('PATH', '')}", "AZURE_TOKEN_CREDENTIALS": "AzureCliCredential",
+           "AZUREML_DEV_URL_MFE": fake.url, "REQUESTS_CA_BUNDLE": str(fake.cert),
+           "HTTPS_PROXY": fake.proxy.url, "NO_PROXY": "127.0.0.1", "GHOSTPROBE_AZUREML_SUBSCRIPTION": SUB,
+           "GHOSTPROBE_AZUREML_RESOURCE_GROUP": "rg-ghost", "GHOSTPROBE_AZUREML_WORKSPACE": "ws-ghost",
+           "GHOSTPROBE_AZUREML_COMPUTE": "gpu-v100x4", "GHOSTPROBE_AZUREML_SKU": "Standard_NC24s_v3",
+           "GHOSTPROBE_AZUREML_VIDEOS": VIDEOS, **extra}
+    for k in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZUREML_CONFIG", "http_proxy",
+              "https_proxy", "no_proxy"):
+        env.pop(k, None)
+    return env, az / "az-calls.log"
+
+
+def _run_cli(env, db, *args, code=0):
+    p = subprocess.run([sys.executable, "-m", "webapp.cli", "--db", str(db), *args], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == code, (p.stdout[-1500:], p.stderr[-3000:])
+    return p
+
+
+def test_completed_job_downloaded_over_http_and_ingested_once(fake, tmp_path):
+    """`eval --output` writes a run folder on one machine (the job's worker); the fake workspace serves it
+    as the job's `results` output in its blob store; `jobs refresh` on the studio's machine sees the job
+    complete, and azure-ai-ml's own `jobs.download` resolves the output (run history → data plane →
+    datastore + its SAS) and reads the blobs from the storage account; the folder is ingested as a run
+    linked to the job, with metrics and predictions equal to the local run's, and never twice."""
+    from media import write_h264_mp4
+    from reports.store import Store
+    from test_run_folder import _comparable
+    from azureml_fake import CONTAINER, SAS, STORAGE_HOST
+
+    from reports import metrics as M
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(4):
+        write_h264_mp4(videos / f"clip_{i}.mp4", n_frames=30 + 8 * i)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video_id,ghost_probing\n" + "".join(f"clip_{i}.mp4,{i % 2}\n" for i in range(4)))
+    env, az_log = _cli_env(fake, tmp_path)
+    worker_db, studio_db, out = tmp_path / "worker.duckdb", tmp_path / "studio.duckdb", tmp_path / "run-folder"
+    for db in (worker_db, studio_db):
+        _run_cli(env, db, "labels", "import", str(labels), "--set", "gen", "--format", "generic")
+    local = json.loads(_run_cli(env, worker_db, "eval", "--engine", "baseline", "--labels", "gen", "--videos",
+                                str(videos), "--workers", "1", "--output", str(out), "--json").stdout)
+
+    sub = json.loads(_run_cli(env, studio_db, "jobs", "submit-eval", "--backend", "azureml", "--engine", "baseline",
+                              "--labels", "gen", "--json").stdout)
+    job_id, name = sub["job_id"], sub["job_id"].split(":", 1)[1]
+    assert sub["submitted"] is True and sub["videos"] == 4 and name in fake.jobs
+    assert az_log.read_text().count("account get-access-token") >= 1  # DefaultAzureCredential signed the calls
+
+    fake.set_status(name, "Running", StartTimeUtc="2026-12-02T07:10:00Z")
+    r = json.loads(_run_cli(env, studio_db, "jobs", "refresh", job_id, "--json").stdout)
+    assert r["state"] == "running" and r["run_id"] is None
+    assert not fake.storage_requests()  # nothing is downloaded before the job is done
+
+    prefix = fake.complete_with_outputs(name, out, EndTimeUtc="2026-12-02T07:40:00Z")
+    p = _run_cli(env, studio_db, "jobs", "refresh", job_id, "--json")
+    r = json.loads(p.stdout)
+    assert r["state"] == "completed" and r["entered"] == ["completed"] and r["ingest_error"] is None, r
+    run_id = r["run_id"]
+    assert run_id and r["cost_usd"] == pytest.approx(0.5 * 1 * 12.24)
+
+    # what went over the wire: the output resolved through the run history and data planes, the
+    # datastore read and its expirable secret listed, then blob list + GETs on the storage account's own
+    # name (tunnelled to loopback), signed with that SAS, for exactly the files the worker wrote
+    paths = [(q["method"], q["path"]) for q in fake.requests]
+    assert any(m == "POST" and pth.startswith("/history/v1.0/") and pth.endswith("/rundata") for m, pth in paths)
+    assert any(m == "POST" and pth.endswith("/dataversion/batchGetResolvedUris") for m, pth in paths)
+    assert any(m == "POST" and pth.endswith("/datastores/workspaceblobstore/listSecrets") for m, pth in paths)
+    st = fake.storage_requests()
+    assert set(fake.proxy.hosts) == {f"{STORAGE_HOST}:443"}
+    assert st[0]["query"]["comp"] == ["list"] and st[0]["query"]["prefix"] == [prefix + "/"]
+    got = sorted(q["path"].split(f"/{CONTAINER}/{prefix}/", 1)[1] for q in st[1:])
+    assert got == sorted(f.relative_to(out).as_posix() for f in out.rglob("*") if f.is_file())
+    assert all(q["query"]["sig"] == ["fakeSasSignature"] and "Authorization" not in q["headers"] for q in st)
+    assert "fakeSasSignature" not in p.stdout + p.stderr and SAS not in p.stdout + p.stderr
+
+    # the same run as the local one, linked to the job
+    sa, sb = Store(worker_db), Store(studio_db)
+    try:
+        assert sb.scalar("SELECT job_id FROM runs WHERE run_id = ?", [run_id]) == job_id
+        assert sb.scalar("SELECT run_id FROM jobs WHERE job_id = ?", [job_id]) == run_id
+        ma, mb = M.run_metrics(sa, local["run_id"]), M.run_metrics(sb, run_id)
+        assert _comparable(ma) == _comparable(mb) and mb["predictions"] == 4
+        cols = "video_id, sha256, ghost_probing, confidence, status, raw, latency_s, decode_s, model_s"
+        q = f"SELECT {cols} FROM predictions WHERE run_id = ? ORDER BY video_id"
+        assert sa.query(q, [local["run_id"]]) == sb.query(q, [run_id])
+    finally:
+        sa.close()
+        sb.close()
+
+    # twice → no duplicate: refresh leaves an ingested job alone; `jobs ingest JOB` downloads again and
+    # finds every record already there
+    n_storage = len(fake.storage_requests())
+    again = json.loads(_run_cli(env, studio_db, "jobs", "refresh", job_id, "--json").stdout)
+    assert again["run_id"] == run_id and again["entered"] == [] and len(fake.storage_requests()) == n_storage
+    ing = json.loads(_run_cli(env, studio_db, "jobs", "ingest", job_id, "--json").stdout)
+    assert ing == {"run_id": run_id, "job_id": job_id} and len(fake.storage_requests()) > n_storage
+    sb = Store(studio_db)
+    try:
+        assert sb.scalar("SELECT count(*) FROM runs WHERE job_id = ?", [job_id]) == 1
+        assert sb.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", [run_id]) == 4
+        assert sb.scalar("SELECT count(*) FROM responses WHERE run_id = ?", [run_id]) == 4
+    finally:
+        sb.close()
