@@ -218,3 +218,49 @@ def test_contract_round_trip_of_frames_and_uri(tmp_path):
     assert c2.num_frames == 5
     with pytest.raises(CT.ContractError, match="options takes only"):
         CT.parse_request({"messages": [{"role": "user", "content": "q"}], "options": {"beams": 4}})
+
+
+def test_contract_errors_are_user_errors_with_chinese_sentences(tmp_path):
+    """Every ContractError is one of the user errors (GhostProbeError): one sentence, exit 2 in the CLI, and a
+    Chinese pattern in webapp.messages — alone and as the endpoint engines quote it."""
+    import base64
+    import re
+
+    from engines.errors import GhostProbeError, format_error, is_user_error
+    from webapp import messages as MSG
+
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    msgs = [{"role": "user", "content": "q"}]
+    from PIL import Image
+
+    def _img(w):
+        b = __import__("io").BytesIO()
+        Image.new("RGB", (w, 8)).save(b, format="PNG")
+        return base64.b64encode(b.getvalue()).decode()
+
+    bad = [b"{nope", "[1]", {"contract": "other/9", "messages": msgs}, {"messages": []},
+           {"messages": msgs, "options": {"beams": 4}}, {"messages": msgs, "options": {"temperature": None, "x": 1}},
+           {"messages": msgs, "video": 3}, {"messages": msgs, "video": {"frames": []}},
+           {"messages": msgs, "video": {"frames": ["x" * 5] * (CT.MAX_FRAMES + 1)}},
+           {"messages": msgs, "video": {"frames": ["!!"]}},
+           {"messages": msgs, "video": {"frames": [_img(8), _img(16)]}},
+           {"messages": msgs, "video": {"frames": [_img(8)], "timestamps_s": [0.0, 1.0]}},
+           {"messages": msgs, "video": {"uri": str(tmp_path / "bad.mp4")}}]
+    seen = set()
+    for payload in bad:
+        with pytest.raises(CT.ContractError) as ei:
+            CT.parse_request(payload)
+        e = ei.value
+        assert isinstance(e, GhostProbeError) and is_user_error(e)
+        text = format_error(e)
+        assert "\n" not in text and text.endswith(".") and "Traceback" not in text
+        zh = MSG.translate(text, "zh")
+        assert zh != text and re.search(r"[\u4e00-\u9fff]", zh), text
+        seen.add(text.split(" ")[0])
+        # as the Azure ML engine and the SageMaker engine quote the server's 400 sentence
+        for quoted in (f"The Azure ML endpoint at ep.westeurope.inference.ml.azure.com answered HTTP 400: "
+                       f"{text.rstrip('.')}.", f"SageMaker endpoint gp-vlm failed: {text.rstrip('.')}."):
+            zq = MSG.translate(quoted, "zh")
+            assert re.search(r"[\u4e00-\u9fff]", zq) and "answered" not in zq and "failed" not in zq, zq
+            assert MSG.translate(text, "zh").rstrip("。") in zq
+    assert len(bad) >= 13 and len(seen) >= 6

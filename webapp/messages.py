@@ -63,6 +63,29 @@ OBJECT = {"zh": {"pedestrian": "行人", "cyclist": "骑车人", "motorcycle": "
 # first pattern that matches the whole sentence wins; named groups are carried over verbatim.
 # Keep the English message in the backend (the CLI and the API speak English); add a line here.
 TRANSLATIONS: list[tuple[str, str]] = [
+    # endpoint contract (engines/cloud/contract.py ContractError), alone or quoted by the endpoint engines;
+    # first, so the generic video / file patterns below do not take these sentences
+    (r"The Azure ML endpoint at (?P<h>\S+) answered HTTP (?P<c>\d+): (?P<why_item>.+?)\.?",
+     "Azure ML 端点 {h} 返回 HTTP {c}：{why_item}"),
+    (r"SageMaker endpoint (?P<n>\S+) failed: (?P<why_item>.+?)\.?", "SageMaker 端点 {n} 调用失败：{why_item}"),
+    (r"video\.frames must be a non-empty list of base64 JPEG or PNG images\.?",
+     "video.frames 必须是非空的 base64 JPEG 或 PNG 图片列表。"),
+    (r"video\.frames holds (?P<n>\d+) frames; at most (?P<m>\d+) are accepted\.?",
+     "video.frames 有 {n} 帧，最多只接受 {m} 帧。"),
+    (r"video\.frames\[(?P<i>\d+)\] is not a base64 JPEG or PNG image\.?", "video.frames[{i}] 不是 base64 JPEG 或 PNG 图片。"),
+    (r"video\.frames must all have the same size\.?", "video.frames 中的图片必须大小相同。"),
+    (r"video\.timestamps_s must have one time per frame\.?", "video.timestamps_s 必须每帧对应一个时间。"),
+    (r"video\.uri answered HTTP (?P<c>\d+)\.?", "video.uri 返回 HTTP {c}。"),
+    (r"video\.uri could not be read as a video \((?P<why>.*)\)\.?", "video.uri 无法作为视频读取（{why}）。"),
+    (r"The request is not JSON \((?P<why>.*)\)\.?", "请求不是 JSON（{why}）。"),
+    (r"The request must be a JSON object\.?", "请求必须是一个 JSON 对象。"),
+    (r"This endpoint speaks (?P<a>\S+), not (?P<b>.*?)\.?", "这个端点使用的协议是 {a}，不是 {b}。"),
+    (r"messages must be a non-empty list of \{role: system\|user\|assistant, content: text\}\.?",
+     "messages 必须是非空列表，每项为 {{role: system|user|assistant, content: 文本}}。"),
+    (r"options takes only (?P<names>.+?)\.?", "options 只接受 {names}。"),
+    (r"Bad options \((?P<why>.*)\)\.?", "options 无效（{why}）。"),
+    (r"video must be \{frames, timestamps_s, …\}, \{uri, sampling\} or null\.?",
+     "video 必须是 {{frames, timestamps_s, …}}、{{uri, sampling}} 或 null。"),
     # labels
     (r"Label set '(?P<name>.+)' already exists; choose another name or replace it explicitly\.",
      "标签集“{name}”已存在：请换一个名称，或勾选“覆盖同名标签集”。"),

@@ -34,12 +34,17 @@ from typing import Any
 
 import numpy as np
 
+from engines.errors import GhostProbeError
+
 CONTRACT = "ghostprobe-video-chat/1"
 MAX_FRAMES = 256
 
 
-class ContractError(Exception):
-    """A request that breaks the contract: HTTP 400 with this one sentence."""
+class ContractError(GhostProbeError):
+    """A request that breaks the contract: HTTP 400 with this one sentence.
+
+    One of the user errors (:class:`engines.errors.GhostProbeError`): the CLI prints it and exits 2, the
+    dashboard shows it as one sentence (Chinese patterns in ``webapp.messages.TRANSLATIONS``)."""
 
 
 def encode_request(clip: Any, messages: list[dict[str, str]], options: Any, *, detect: bool = True,
