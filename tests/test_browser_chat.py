@@ -303,10 +303,58 @@ def _cannot(page) -> str:
                          " return e && e.offsetParent !== null ? e.innerText.trim() : ''; }")
 
 
+def _need_video(page) -> str:
+    return page.evaluate("() => { const e = document.querySelector('#chat-need-video');"
+                         " return e && e.offsetParent !== null ? e.innerText.trim() : ''; }")
+
+
+def test_nothing_can_be_asked_or_detected_until_a_video_is_picked(page, app):
+    from media import write_mp4v
+
+    _open(page, app)
+    # a fresh page: the default engine, no video; the question box, Send and Detect are off, one sentence says why
+    # (wait out the tab's refresh: while it runs, Gradio's timer shows over the line)
+    page.wait_for_function("() => { const e = document.querySelector('#chat-need-video');"
+                           " return e && e.innerText.trim().startsWith('⚠️'); }")
+    assert page.evaluate("() => document.querySelector('#chat-engine input').value") == "baseline"
+    assert page.evaluate("() => document.querySelector('#chat-video input').value") == ""
+    said = _need_video(page)
+    assert "先在左侧选择一个视频" in said and len(said.splitlines()) == 1, said
+    assert _disabled(page, "chat-input") and page.locator("#chat-send").is_disabled()
+    assert page.locator("#chat-detect").is_disabled()
+    # picked: the baseline detects (it still cannot chat); the sentence goes
+    _pick(page, "chat-video", CLIP)
+    page.wait_for_function("() => !document.querySelector('#chat-detect').disabled")
+    page.wait_for_function("() => { const e = document.querySelector('#chat-need-video');"
+                           " return !e || e.offsetParent === null; }")
+    assert _disabled(page, "chat-input") and page.locator("#chat-send").is_disabled()
+    assert "不能自由对话" in _cannot(page)
+    # an engine that chats, with a video picked: questions too
+    _pick(page, "chat-engine", "transformers")
+    page.wait_for_function("() => !document.querySelector('#chat-input textarea').disabled")
+    assert page.locator("#chat-send").is_enabled() and page.locator("#chat-detect").is_enabled()
+    # the picked video leaves the library (its file is gone, then 刷新): everything is off again, the sentence back
+    gone = write_mp4v(app.library / "chat_gone_clip.mp4")
+    page.locator("#chat-refresh").click()
+    page.locator("#chat-video input").click()
+    page.get_by_role("option", name="chat_gone_clip.mp4", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#chat-video input').value === 'chat_gone_clip.mp4'")
+    page.wait_for_function("() => !document.querySelector('#chat-input textarea').disabled")
+    gone.unlink()
+    page.locator("#chat-refresh").click()
+    page.wait_for_function("() => document.querySelector('#chat-video input').value === ''")
+    page.wait_for_function("() => document.querySelector('#chat-input textarea').disabled")
+    page.wait_for_function("() => { const e = document.querySelector('#chat-need-video');"
+                           " return e && e.offsetParent !== null && e.innerText.includes('先在左侧选择一个视频'); }")
+    assert page.locator("#chat-send").is_disabled() and page.locator("#chat-detect").is_disabled()
+
+
 def test_an_engine_that_cannot_chat_disables_the_question_box_with_one_sentence(page, app):
     _open(page, app)
     _pick(page, "chat-engine", "baseline")
     page.wait_for_function("() => document.querySelector('#chat-engine-info').innerText.includes('baseline')")
+    _pick(page, "chat-video", CLIP)
+    page.wait_for_function("() => !document.querySelector('#chat-detect').disabled")
     page.wait_for_function("() => { const e = document.querySelector('#chat-cannot');"
                            " return e && e.offsetParent !== null && e.innerText.includes('不能自由对话'); }")
     said = _cannot(page)
@@ -349,13 +397,13 @@ def test_model_catalogue_pulls_on_request_with_progress_then_chats(page, app, hu
     page.wait_for_function("(m) => document.querySelector('#chat-model textarea, #chat-model input').value.endsWith(m)",
                            arg="/models/smolvlm2-256m")
     page.wait_for_function("() => document.querySelector('#chat-engine input').value === 'transformers'")
-    page.wait_for_function("() => !document.querySelector('#chat-input textarea').disabled")
     assert page.locator("#chat-models-use").is_enabled()
     _set_number(page, "chat-frames", 2)
     _set_number(page, "chat-max-new", 32)
     _pick(page, "chat-video", CLIP)
     page.wait_for_function("() => { const v = document.querySelector('#chat-player video'); return v && v.src; }",
                            timeout=120_000)
+    page.wait_for_function("() => !document.querySelector('#chat-input textarea').disabled")
     _ask(page, "用拉取的模型回答")
     page.wait_for_function("() => document.querySelector('#chat-status').innerText.includes('第 1 轮')",
                            timeout=180_000)
@@ -384,6 +432,9 @@ def test_english_mode_chat_tab_and_layout(page_en, app):
     page.wait_for_function("() => { const e = document.querySelector('#chat-cannot');"
                            " return e && e.offsetParent !== null && e.innerText.includes('cannot chat'); }")
     assert "Model catalogue" in _cannot(page) and not re.search(r"[\u4e00-\u9fff]", _cannot(page))
+    need = _need_video(page)
+    assert need.startswith("⚠️ Pick a video on the left first") and not re.search(r"[\u4e00-\u9fff]", need), need
+    assert page.locator("#chat-detect").is_disabled()
     ph = page.locator("#chat-input textarea").get_attribute("placeholder") or ""
     assert ph.startswith("Ask a question"), ph
     card = page.locator("#verdict-card").inner_text()

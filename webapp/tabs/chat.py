@@ -5,8 +5,9 @@ Every turn goes through :mod:`webapp.detection` (the same path as ``ghostprobe d
 is logged to the chat log with its engine, model, revision, prompt hash, options, sampling, latency and
 tokens. A failure becomes one sentence in ``#chat-status`` and an error turn in the log.
 
-An engine that cannot chat (a detector such as the default ``baseline``) disables the question box and
-Send with one sentence saying why and what to do; the 模型目录 (model catalogue, :mod:`webapp.models`)
+Until a video is picked, the question box, Send and 检测鬼探头 are off with one sentence saying so
+(``#chat-need-video``). An engine that cannot chat (a detector such as the default ``baseline``) disables the
+question box and Send with one sentence saying why and what to do; the 模型目录 (model catalogue, :mod:`webapp.models`)
 in the engine panel pulls a small video LLM on request, which then runs as the ``transformers`` engine.
 Run-time text follows the browser's language (:mod:`webapp.messages`); static labels go through gr.I18n.
 """
@@ -110,6 +111,8 @@ MSG.add_messages({
     "chat_kind_chat": {"zh": "对话", "en": "chat"},
     "chat_kind_detect": {"zh": "检测", "en": "detect"},
     "chat_pick_video": {"zh": "请先选择一个视频。", "en": "Pick a video first."},
+    "chat_need_video": {"zh": "先在左侧选择一个视频，才能提问或检测鬼探头。",
+                        "en": "Pick a video on the left first; then you can ask questions or detect ghost probing."},
     "chat_answering": {"zh": "{engine} 正在回答…", "en": "{engine} is answering…"},
     "chat_turn_n": {"zh": " · 第 {n} 轮", "en": " · turn {n}"},
     "chat_stopped": {"zh": "已停止：已生成的部分回答已记入对话记录。",
@@ -164,6 +167,10 @@ MSG.add_error_translations([
     (r"Another model is being pulled; wait until it finishes\.", "另一个模型正在下载，请等它完成。"),
     (r"(?P<n>\S+) needs (?P<a>.+) but only (?P<b>.+) is free under (?P<d>.+)\.", "{n} 需要 {a}，但 {d} 下只剩 {b}。"),
 ])
+
+# the first render of the need-a-video sentence, in the browser's language before any handler has run
+NEED_VIDEO_MD = "⚠️ " + MSG.escape_md(MSG.m("chat_need_video", "zh"))
+add_translations({NEED_VIDEO_MD: "⚠️ " + MSG.escape_md(MSG.m("chat_need_video", "en"))})
 
 HISTORY_HEADERS = ["开始时间", "轮数", "类型", "引擎", "模型", "首个问题", "会话 ID"]
 HISTORY_HEADERS_EN = ["started", "turns", "kind", "engine", "model", "first question", "chat id"]
@@ -226,6 +233,17 @@ def cannot_chat_text(name: str, eng: Any, available: bool, reason: str = "", lan
     if not available:
         return _m("chat_cannot_chat_unavailable", lang, name=name, reason=MSG.translate(reason, lang))
     return None
+
+
+def controls_state(video_id: str | None, cannot_chat: str | None, available: bool,
+                   lang: str = "zh") -> tuple[str | None, bool, bool]:
+    """(sentence why nothing can be asked yet or None, question box + Send on, 检测 on).
+
+    Both need a picked video; questions also need an engine that can chat (``cannot_chat`` is None), the
+    detection an available engine."""
+    picked = bool(video_id)
+    return (None if picked else _m("chat_need_video", lang), picked and cannot_chat is None,
+            picked and bool(available))
 
 
 def frames_default(engine_cls: Any) -> int:
@@ -473,12 +491,12 @@ def _lang(request: Any) -> str:
 # -- the tab --------------------------------------------------------------------------------------------
 
 def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, Any]:
-    from engines.registry import all_engines
+    from engines.registry import all_engines, local_engines
     from prompts import PromptLibrary
 
     shared = shared or {}
     tab = gr.context.get_render_context()
-    engines = all_engines()
+    engines = local_engines()  # batch engines (azureml-job) are submitted (Jobs tab), not called here
     names = sorted(engines)
     default_engine = state.config.default_engine if state.config.default_engine in engines else (names[0] if names else None)
 
@@ -513,6 +531,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     init_model = D.default_model(default_engine) if default_engine else ""
     init_row, init_eng = _engine_state(default_engine, init_model)
     init_cannot = cannot_chat_text(default_engine or "", init_eng, init_row["available"], str(init_row["reason"]))
+    init_need, init_chat_ok, init_detect_ok = controls_state(None, init_cannot, init_row["available"])
 
     chat_id = gr.State("")
     hist_ids = gr.State([])
@@ -549,7 +568,8 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                     cat_pull = gr.Button(t("下载"), size="sm", variant="primary", elem_id="chat-models-pull")
                     cat_use = gr.Button(t("使用此模型"), size="sm", interactive=False, elem_id="chat-models-use")
                 cat_status = gr.Markdown(elem_id="chat-models-status")
-            detect_btn = gr.Button(t("检测鬼探头"), variant="primary", elem_id="chat-detect")
+            detect_btn = gr.Button(t("检测鬼探头"), variant="primary", elem_id="chat-detect",
+                                   interactive=init_detect_ok)
             with gr.Accordion(t("引擎状态"), open=False, elem_id="chat-engines"):
                 engines_md = gr.Markdown()
         with gr.Column(scale=3):
@@ -558,11 +578,12 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                                  buttons=["copy"])
             cannot = gr.Markdown(("⚠️ " + MSG.escape_md(init_cannot)) if init_cannot else "", visible=bool(init_cannot),
                                  elem_id="chat-cannot")
+            need_video = gr.Markdown(t(NEED_VIDEO_MD) if init_need else "", visible=bool(init_need), elem_id="chat-need-video")
             with gr.Row():
                 question = gr.Textbox(show_label=False, placeholder=t(QUESTION_PLACEHOLDER), scale=5,
-                                      elem_id="chat-input", lines=1, interactive=not init_cannot)
+                                      elem_id="chat-input", lines=1, interactive=init_chat_ok)
                 send = gr.Button(t("发送"), variant="primary", scale=0, min_width=70, elem_id="chat-send",
-                                 interactive=not init_cannot)
+                                 interactive=init_chat_ok)
                 stop = gr.Button(t("停止"), variant="stop", scale=0, min_width=70, elem_id="chat-stop")
                 clear = gr.Button(t("新对话"), scale=0, min_width=96, elem_id="chat-clear")
             gr.Markdown(t("#### 检测结果"))
@@ -594,30 +615,32 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     def _warn(text: str) -> str:
         return "⚠️ " + MSG.escape_md(text)
 
-    def _engine_controls(name: str, model_text: str, lang: str):
-        """(engine line, cannot-chat line, question, send, detect) for an engine and model."""
+    def _engine_controls(name: str, model_text: str, lang: str, video_id: str | None):
+        """(engine line, cannot-chat line, need-a-video line, question, send, detect) for an engine, a model and
+        the picked video (none: everything off, one sentence saying to pick one)."""
         row, eng = _engine_state(name, model_text)
         why = cannot_chat_text(name, eng, row["available"], str(row["reason"]), lang) if name else None
-        chat_ok = why is None
+        need, chat_ok, detect_ok = controls_state(video_id, why, bool(row["available"]), lang)
         return (engine_info_md(row, lang) if name else "",
                 gr.update(value=_warn(why) if why else "", visible=bool(why)),
+                gr.update(value=_warn(need) if need else "", visible=bool(need)),
                 gr.update(interactive=chat_ok), gr.update(interactive=chat_ok),
-                gr.update(interactive=bool(row["available"])))
+                gr.update(interactive=detect_ok))
 
-    def on_engine(name: str, pending: str, request: gr.Request):
+    def on_engine(name: str, pending: str, video_id: str, request: gr.Request):
         lang = _lang(request)
         if not name:
-            return gr.skip(), "", gr.skip(), gr.skip(), *_engine_controls("", "", lang)[1:], ""
+            return gr.skip(), "", gr.skip(), gr.skip(), *_engine_controls("", "", lang, video_id)[1:], ""
         m = pending or D.default_model(name)
         cls = all_engines().get(name)
-        info, *rest = _engine_controls(name, m, lang)
+        info, *rest = _engine_controls(name, m, lang, video_id)
         return (m, info, gr.update(value=frames_default(cls), info=sampling_note(cls, lang)), gr.skip(), *rest, "")
 
-    def on_model(name: str, m: str, request: gr.Request):
+    def on_model(name: str, m: str, video_id: str, request: gr.Request):
         lang = _lang(request)
         if not name:
-            return gr.skip(), *_engine_controls("", "", lang)[1:]
-        return _engine_controls(name, m, lang)
+            return gr.skip(), *_engine_controls("", "", lang, video_id)[1:]
+        return _engine_controls(name, m, lang, video_id)
 
     def on_video(video_id: str, request: gr.Request):
         lang = _lang(request)
@@ -644,7 +667,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         value = current
         if lib_current and lib_current != seen and lib_current in choices:
             value = lib_current  # the video just opened in the Library tab
-        rows = engine_status()
+        rows = engine_status(local_only=True)
         pc, _ = prompt_choices()
         eng_update = gr.update(choices=engine_choices(rows, lang))
         by_name = {r["name"]: r for r in rows}
@@ -903,20 +926,22 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     lib = shared.get("library") or {}
     lib_current = lib.get("current") or gr.State("")
     refresh_outputs = [video, engine, engines_md, prompt, lib_seen, cat_pick]
-    controls = [engine_info, cannot, question, send, detect_btn]
+    controls = [engine_info, cannot, need_video, question, send, detect_btn]
+    control_inputs = [engine, model, video]
     refresh.click(on_refresh, [video, engine, lib_current, lib_seen], refresh_outputs) \
-        .then(on_model, [engine, model], controls)
+        .then(on_model, control_inputs, controls)
     if isinstance(tab, gr.Tab):
         tab.select(on_refresh, [video, engine, lib_current, lib_seen], refresh_outputs) \
-            .then(on_model, [engine, model], controls) \
+            .then(on_model, control_inputs, controls) \
             .then(on_tab_lang, [chat_id, video, engine], [card, hist, hist_ids, frames])
     video_outputs = [player, chatbot, status, card, onset_btn, onset_val, call_md, raw, track, hist, hist_ids, chat_id]
     video.change(on_video, [video], video_outputs)
+    video.change(on_model, control_inputs, controls)  # picked: questions/detection on; cleared: off again
     upload.upload(on_upload, [upload], [video, status, upload])
-    engine.change(on_engine, [engine, pending_model],
-                  [model, engine_info, frames, status, cannot, question, send, detect_btn, pending_model])
-    model.submit(on_model, [engine, model], controls)
-    model.blur(on_model, [engine, model], controls)
+    engine.change(on_engine, [engine, pending_model, video],
+                  [model, engine_info, frames, status, cannot, need_video, question, send, detect_btn, pending_model])
+    model.submit(on_model, control_inputs, controls)
+    model.blur(on_model, control_inputs, controls)
     send_inputs = [question, chat_id, video, engine, model, frames, max_new]
     send_outputs = [chatbot, question, status, chat_id, hist, hist_ids]
     ev_send = send.click(on_send, send_inputs, send_outputs)
@@ -932,21 +957,22 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     cat_pick.change(on_cat_pick, [cat_pick], [cat_info, cat_use, cat_status])
     cat_size.click(on_cat_size, [cat_pick], [cat_status, cat_info, cat_pick])
 
-    def _apply_model(eng_name: str, path: str, current_engine: str, request: gr.Request):
+    def _apply_model(eng_name: str, path: str, current_engine: str, video_id: str, request: gr.Request):
         """After a pull or "use": select the transformers engine with that folder. When the engine is already
         transformers its change event does not fire, so the model and the controls are set here."""
+        n = len(controls)
         if not path:
-            return gr.skip(), gr.skip(), gr.skip(), *(gr.skip(),) * 5
+            return gr.skip(), gr.skip(), gr.skip(), *(gr.skip(),) * n
         if current_engine == eng_name:
-            return gr.skip(), path, "", *_engine_controls(eng_name, path, _lang(request))
-        return eng_name, gr.skip(), path, *(gr.skip(),) * 5
+            return gr.skip(), path, "", *_engine_controls(eng_name, path, _lang(request), video_id)
+        return eng_name, gr.skip(), path, *(gr.skip(),) * n
 
     picked_engine = gr.State("")
     picked_model = gr.State("")
     apply_outputs = [engine, model, pending_model, *controls]
     cat_pull.click(on_cat_pull, [cat_pick], [cat_status, cat_info, cat_pick, cat_use, picked_engine, picked_model]) \
-        .then(_apply_model, [picked_engine, picked_model, engine], apply_outputs)
+        .then(_apply_model, [picked_engine, picked_model, engine, video], apply_outputs)
     cat_use.click(on_cat_use, [cat_pick], [cat_status, picked_engine, picked_model]) \
-        .then(_apply_model, [picked_engine, picked_model, engine], apply_outputs)
+        .then(_apply_model, [picked_engine, picked_model, engine, video], apply_outputs)
     return {"video": video, "player": player, "engine": engine, "chatbot": chatbot, "status": status,
             "card": card, "chat_id": chat_id, "video_choices": video_choices}
