@@ -23,7 +23,7 @@ import threading
 from importlib import metadata
 from typing import Any
 
-from engines.base import Engine
+from engines.base import BATCH, CHAT, DETECTOR, Engine
 from engines.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,20 @@ def all_engines() -> dict[str, type[Engine]]:
     return dict(_ENGINES)
 
 
+def is_local(kinds: Any) -> bool:
+    """Whether an engine with these kinds is *called* (chat model or detector) rather than *submitted*: a
+    batch-only engine (``azureml-job``) runs a whole evaluation as a cloud job, so it belongs in the Jobs
+    tab and ``jobs submit-eval``, never in the Chat tab's or the Prompt Lab's engine pickers. An engine
+    whose kinds are unknown (a plugin that failed to load) stays listed, with its reason."""
+    ks = set(kinds or ())
+    return not (BATCH in ks and not ks & {CHAT, DETECTOR})
+
+
+def local_engines() -> dict[str, type[Engine]]:
+    """:func:`all_engines` without the batch-only engines (see :func:`is_local`): what a picker offers."""
+    return {n: c for n, c in all_engines().items() if is_local(getattr(c, "kinds", ()))}
+
+
 def get_engine(name: str, model: str | None = None, **config: Any) -> Engine:
     engines = all_engines()
     if name not in engines:
@@ -111,12 +125,16 @@ def get_engine(name: str, model: str | None = None, **config: Any) -> Engine:
     return engines[name](model=model, **config)
 
 
-def engine_status() -> list[dict[str, Any]]:
-    """Every engine with whether it can run here and, if not, why (broken plugins included)."""
+def engine_status(local_only: bool = False) -> list[dict[str, Any]]:
+    """Every engine with whether it can run here and, if not, why (broken plugins included).
+
+    ``local_only``: only the engines a picker offers (:func:`is_local`; batch engines are left out)."""
     from engines.redact import redact
 
     out = []
     for name, cls in sorted(all_engines().items()):
+        if local_only and not is_local(getattr(cls, "kinds", ())):
+            continue
         try:
             inst = cls()
             ok, reason = inst.availability()

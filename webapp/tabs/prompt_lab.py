@@ -339,7 +339,7 @@ def engine_choices(default: str, lang: str = "zh") -> tuple[list[tuple[str, str]
     from engines.registry import engine_status
 
     try:
-        rows = engine_status()
+        rows = engine_status(local_only=True)  # batch engines are submitted (云端评测 below), not run here
     except Exception as e:  # never take the tab down for an engine listing
         log.warning("engine status failed: %s", e)
         rows = []
