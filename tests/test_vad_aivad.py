@@ -167,3 +167,80 @@ def test_serving_container_with_the_fitted_artifact_on_loopback(fitted):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_calibrate_writes_threshold_and_provenance_and_refuses_fitting_clips(fitted, tmp_path, capsys, env_dirs):
+    """``vad calibrate --engine aivad`` through the CLI on generated normal clips (one tiny pair each):
+    the threshold is the quantile of the in-path scores it reports, written into ai_vad_config.yaml with
+    its provenance; the identity changes; the verdict says so; a fitting clip (by SHA-256) is refused."""
+    import json
+    import shutil
+
+    import yaml
+
+    from engines.synth import render_clip
+    from engines.types import Clip, VideoMeta
+    from engines.vad import aivad as A
+    from engines.video import sha256_file
+    from webapp.cli import main
+
+    _model, _report, out = fitted
+    art = tmp_path / "art"
+    shutil.copytree(out, art)
+    normal = tmp_path / "normal"
+    normal.mkdir()
+    for name, sc, seed in (("a.mp4", "empty_road", 5), ("b.mp4", "cut_in", 6)):
+        render_clip(normal / name, sc, seed=seed, duration_s=1.0, size=(256, 144))
+    fit_clip = tmp_path / "fit.mp4"
+    render_clip(fit_clip, "parked_only", seed=7, duration_s=1.0, size=(256, 144))
+    cfg = yaml.safe_load((art / A.CONFIG_FILE).read_text())
+    cfg["fitted_on"], cfg["fitted_sha256"] = ["fit.mp4"], [sha256_file(fit_clip)]
+    (art / A.CONFIG_FILE).write_text(yaml.safe_dump(cfg))
+    before = A.AiVadEngine(artifacts=str(art)).identity()
+
+    argv = ["vad", "calibrate", "--engine", "aivad", "--artifacts", str(art), "--max-side", "128",
+            "--max-pairs", "1", "--quantile", "0.9", "--json"]
+    # a clip the banks were fitted on: refused before anything runs
+    overlap = tmp_path / "overlap"
+    overlap.mkdir()
+    shutil.copy(normal / "a.mp4", overlap / "a.mp4")
+    shutil.copy(fit_clip, overlap / "renamed.mp4")
+    assert main(argv + ["--normal", str(overlap)]) == 2
+    err = capsys.readouterr().err
+    assert "fitted on (renamed.mp4)" in err and len(err.strip().splitlines()) == 1
+    assert yaml.safe_load((art / A.CONFIG_FILE).read_text())["calibrated"] is False
+
+    assert main(argv + ["--normal", str(normal)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_clips"] == 2 and [c["name"] for c in doc["clips"]] == ["a.mp4", "b.mp4"]
+    assert doc["n_frames"] == len(doc["scores"]) == sum(c["frames"] for c in doc["clips"]) == 2  # one pair each
+    assert [c["peak"] for c in doc["clips"]] == pytest.approx(doc["scores"])
+    assert doc["threshold"] == pytest.approx(float(np.quantile(doc["scores"], 0.9)), abs=1e-5)
+    assert doc["engine"]["revision"] == before.revision and doc["engine"]["random_weights"] is True
+    assert doc["warnings"] == []
+    cfg = yaml.safe_load((art / A.CONFIG_FILE).read_text())
+    assert cfg["threshold"] == doc["threshold"] and cfg["calibrated"] is True
+    prov = cfg["calibration"]
+    assert prov["quantile"] == 0.9 and prov["n_clips"] == 2 and prov["previous_threshold"] == 1.0
+    assert [c["sha256"] for c in prov["clips"]] == [sha256_file(normal / "a.mp4"), sha256_file(normal / "b.mp4")]
+    assert prov["sampling"]["max_side"] == 128 and "scores" not in prov and prov["date"]
+    A.load_artifact(art)  # the provenance does not disturb loading
+
+    eng = A.AiVadEngine(artifacts=str(art), max_boxes=8)
+    after = eng.identity()
+    assert after.revision != before.revision and after.settings["threshold"] == doc["threshold"]
+    assert after.cache_key("0" * 64) != before.cache_key("0" * 64)
+    frames = _frames(9, 2, 1, square=20)
+    meta = VideoMeta(path="x", frames=2, fps=2, duration_s=1.0, width=W, height=H, codec="h264", sha256="0" * 64,
+                     size_bytes=1)
+    clip = Clip(frames=frames, timestamps_s=[0.0, 0.5], indices=[0, 1], fps=2, duration_s=1.0, source="x",
+                sha256="0" * 64, meta=meta)
+    d = eng.detect(clip)
+    assert d.verdict.status == "ok", d.verdict.reason
+    assert "threshold calibrated on 2 normal clips at q=0.9" in d.verdict.reason
+    assert "未在正常片段上校准" not in d.verdict.reason
+    assert json.loads(d.verdict.raw)["calibration"]["n_clips"] == 2
+    assert d.artifacts.thresholds["anomaly"] == pytest.approx(doc["threshold"])
+    # another threshold than the calibrated one is uncalibrated again
+    d2 = A.AiVadEngine(artifacts=str(art), max_boxes=8, threshold=123.0).detect(clip)
+    assert "threshold uncalibrated" in d2.verdict.reason and "calibrated on" not in d2.verdict.reason

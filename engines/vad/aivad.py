@@ -12,7 +12,9 @@ CLIP deep features, density estimators), never a re-implementation. What this mo
   "random weights: scores are meaningless".
 - **The seed's three-file artifact** (:func:`save_artifact` / :func:`load_artifact`):
   ``ai_vad_config.yaml`` (every AiVadModel parameter — AiVad and AiVadModel disagree on defaults
-  — plus ``enable_foreground_detections``, ``threshold``, weights provenance),
+  — plus ``enable_foreground_detections``, ``threshold``, weights provenance, the SHA-256 of the
+  fitting clips and, once ``ghostprobe vad calibrate`` ran, ``calibrated: true`` and the calibration's
+  provenance; see :mod:`engines.vad.calibrate`),
   ``ai_vad_banks.joblib`` (the density estimators' buffers: GMM means/covariances/weights, the
   appearance and pose memory banks, min/max; small) and ``ai_vad_weights.pth`` (the rest of the
   state dict; with random backbones only their seed, since they are rebuilt bit-identically).
@@ -68,6 +70,8 @@ RUN_DEFAULTS: dict[str, Any] = {"threshold": 1.0, "calibrated": False, "internal
 S_PER_PAIR_CPU = {"velocity": 72.6, "pose": 14.3, "deep_per_box": 9.4}
 
 _BUILD_LOCK = threading.Lock()
+# provenance kept in ai_vad_config.yaml but not model or run settings
+IGNORED_KEYS = frozenset({"format", "created", "fitted_on", "fitted_sha256", "calibration"})
 
 
 def _require() -> None:
@@ -79,7 +83,7 @@ def _require() -> None:
 
 
 def split_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    unknown = sorted(set(cfg) - set(MODEL_DEFAULTS) - set(RUN_DEFAULTS) - {"format", "created", "fitted_on"})
+    unknown = sorted(set(cfg) - set(MODEL_DEFAULTS) - set(RUN_DEFAULTS) - IGNORED_KEYS)
     if unknown:
         raise EngineError(f"Unknown AI-VAD setting(s): {', '.join(unknown)}.")
     model = {k: cfg.get(k, v) for k, v in MODEL_DEFAULTS.items()}
@@ -475,6 +479,7 @@ class AiVadEngine(Engine):
         self.overrides = dict(config)
         self._model = None
         self._cfg: dict[str, Any] | None = None
+        self.calibration: dict[str, Any] | None = None
         self.cancel_event: threading.Event | None = None
         self.progress_done: tuple[int, int] | None = None
 
@@ -520,14 +525,26 @@ class AiVadEngine(Engine):
             p = Path(self.artifacts)
             cfg = {} if p.is_file() else (yaml.safe_load((p / CONFIG_FILE).read_text(encoding="utf-8")) or {})
             cfg.pop("format", None)
-            m, r = split_config({**cfg, **self.overrides})
-            self._cfg = {**m, **r}
+            cal = cfg.get("calibration")
+            self.calibration = cal if isinstance(cal, dict) and cfg.get("calibrated") else None
+            m, r = split_config(cfg)
+            self._cfg = self._overridden({**m, **r})
         return self._cfg
+
+    def _overridden(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The config with this engine's overrides; a threshold other than the calibrated one is uncalibrated."""
+        out = {**cfg, **self.overrides}
+        if "threshold" in self.overrides and float(self.overrides["threshold"]) != float(cfg.get("threshold") or 0):
+            out["calibrated"] = False
+            self.calibration = None
+        split_config(out)  # unknown override keys are one sentence
+        return out
 
     def _load(self):
         if self._model is None:
+            self._config()  # reads the calibration provenance
             self._model, cfg = load_artifact(self.artifacts, self.weights)
-            self._cfg = {**cfg, **self.overrides}
+            self._cfg = self._overridden(cfg)
         return self._model, self._cfg
 
     def estimate_s(self, duration_s: float, sampling: dict[str, Any] | None = None) -> float:
@@ -596,13 +613,16 @@ class AiVadEngine(Engine):
             for bx, lab, s in zip(r.boxes, r.labels, r.box_scores):
                 boxes.append(Box(frame=int(b), t=round(t, 4), x1=float(bx[0]), y1=float(bx[1]), x2=float(bx[2]),
                                  y2=float(bx[3]), score=round(float(s), 5), label=lab))
+        cal = self.calibration if cfg.get("calibrated") else None
         verdict = verdict_from_scores(track, boxes, fw, fh, thr, engine=self.name, random_weights=random_w,
-                                      calibrated=bool(cfg.get("calibrated")))
+                                      calibrated=bool(cfg.get("calibrated")), calibration=cal)
         arts = Artifacts(tracks={"anomaly": track}, thresholds={"anomaly": thr}, boxes=boxes,
                          maps=np.stack(maps).astype(np.float32) if maps else None, map_times=times,
                          extra={"rule": RULE, "frame_size": [int(fw), int(fh)], "pairs": len(pairs),
                                 "frame_indices": [int(b) for _a, b in pairs],
                                 "random_weights": random_w, "calibrated": bool(cfg.get("calibrated")),
+                                "calibration": {k: cal.get(k) for k in ("n_clips", "n_frames", "quantile", "level",
+                                                                        "date")} if cal else None,
                                 "map_scale": "anomaly score / (2 x threshold), clipped to 0..1",
                                 "note": RANDOM_NOTE if random_w else ""})
         call = CallRecord(engine=self.name, model=MODEL_ID, generate_s=elapsed, device="cpu",

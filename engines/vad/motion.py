@@ -16,7 +16,11 @@ morphology). For every analysed frame:
 The verdict follows :mod:`engines.vad.verdict` (peak in-path box score ≥ ``threshold``), with the
 ego path's apex at the focus of expansion the baseline measured. ``threshold`` (0.5: dense motion
 whose ground contact is halfway between the horizon and the bottom row) is a fixed a-priori
-choice, not fitted on any data set.
+choice, not fitted on any data set, until ``ghostprobe vad calibrate --engine motion`` sets it on
+held-out normal clips: the engine then reads ``motion_calibration.json`` (``calibration=`` a file or
+folder, else ``$GHOSTPROBE_MOTION_CALIBRATION``, else ``<data dir>/vad/motion_calibration.json``) and its
+verdicts say "threshold calibrated on N normal clips at q=…". An explicit ``threshold=`` wins over the
+file (and is then uncalibrated). The calibration's date and clip hashes are part of the revision.
 """
 
 from __future__ import annotations
@@ -52,6 +56,19 @@ class MotionMapEngine(Engine):
 
     def __init__(self, model: str | None = None, **config: Any):
         super().__init__(model=model or MODEL_ID, **config)
+        from engines.vad.calibrate import motion_path, read_motion
+
+        from engines import settings
+
+        where = config.pop("calibration", None)
+        explicit = where is not None or settings.env("GHOSTPROBE_MOTION_CALIBRATION") is not None
+        self.calibration_path = motion_path(where)
+        self.calibration = None if "threshold" in config else read_motion(self.calibration_path)
+        if self.calibration is None and explicit and "threshold" not in config:
+            raise EngineError(f"There is no motion-map calibration at {self.calibration_path}; run "
+                              f"`ghostprobe vad calibrate --engine motion` first.")
+        if self.calibration is not None:
+            config["threshold"] = float(self.calibration["threshold"])
         unknown = sorted(set(config) - set(PARAMS))
         if unknown:
             raise EngineError(f"Unknown motion-map parameter(s): {', '.join(unknown)}; known: "
@@ -75,12 +92,24 @@ class MotionMapEngine(Engine):
     def revision(self) -> str | None:
         from engines.baseline.config import DEFAULT_CONFIG
 
-        blob = json.dumps({"baseline": DEFAULT_CONFIG.revision(), **self.params}, sort_keys=True)
+        cal = self._calibration_id()
+        blob = json.dumps({"baseline": DEFAULT_CONFIG.revision(), **self.params, **({"calibration": cal} if cal
+                                                                                     else {})}, sort_keys=True)
         return "cfg-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
+    def _calibration_id(self) -> str | None:
+        if not self.calibration:
+            return None
+        c = self.calibration
+        blob = json.dumps({k: c.get(k) for k in ("threshold", "quantile", "level", "date", "clips")}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
     def describe(self) -> dict[str, Any]:
-        return {"model": MODEL_ID, "revision": self.revision(), "dtype": "float32",
-                "settings": dict(self.params)}
+        settings: dict[str, Any] = dict(self.params)
+        if self.calibration:
+            settings["calibrated"] = True
+            settings["calibration"] = self._calibration_id()
+        return {"model": MODEL_ID, "revision": self.revision(), "dtype": "float32", "settings": settings}
 
     def cost_location(self) -> CostLocation:
         return CostLocation("local-cpu")
@@ -164,7 +193,7 @@ class MotionMapEngine(Engine):
         track = [(round(float(t), 4), round(float(s), 5)) for t, s in zip(times, frame_best)]
         thr = self.params["threshold"]
         verdict = verdict_from_scores(track, boxes, fw, fh, thr, path=path, engine=self.name,
-                                      note=feat.get("note") or "")
+                                      note=feat.get("note") or "", calibration=self.calibration)
         if not boxes and verdict.status == "ok":
             # no blob anywhere: the in-path score is the frame score, which is 0 on every frame
             verdict.reason = "没有检测到独立于本车运动的目标，" + verdict.reason
@@ -174,5 +203,8 @@ class MotionMapEngine(Engine):
             extra={"rule": RULE, "frame_size": [fw, fh], "map_size": [mw, mh], "ego_path": {"center_x": ex,
                    "horizon_y": hy}, "frame_indices": [int(i) for i in sel], "pairs": len(masks),
                    "skipped_pairs": sum(1 for p in feat.get("pairs", []) if p.get("skipped")),
-                   "note": feat.get("note") or "", "random_weights": False})
+                   "note": feat.get("note") or "", "random_weights": False,
+                   "calibrated": bool(self.calibration),
+                   "calibration": {k: self.calibration.get(k) for k in ("n_clips", "n_frames", "quantile", "level",
+                                                                        "date")} if self.calibration else None})
         return arts, verdict

@@ -17,7 +17,9 @@ Rule ``vad-peak-in-ego-path-v1``:
 4. ``status="error"`` when nothing could be measured (no frame scores), never a "no".
 
 AI-VAD's scores are unbounded sums of min-max-normalised stream scores: its threshold must be
-calibrated on held-out normal clips (``ai_vad_config.yaml: threshold``); the reason says so.
+calibrated on held-out normal clips (``ghostprobe vad calibrate``, :mod:`engines.vad.calibrate`,
+written to ``ai_vad_config.yaml``); the reason says "threshold calibrated on N normal clips at q=…"
+or that it is uncalibrated, and the evidence carries the calibration's provenance.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def in_path_scores(frame_scores: list[tuple[float, float]], boxes: list[Box], wi
 def verdict_from_scores(frame_scores: list[tuple[float, float]], boxes: list[Box], width: int, height: int,
                         threshold: float, path: EgoPath | None = None, engine: str = "",
                         random_weights: bool = False, calibrated: bool = True,
-                        note: str = "") -> Verdict:
+                        note: str = "", calibration: dict[str, Any] | None = None) -> Verdict:
     """The ghost-probing verdict of one clip by :data:`RULE` (see the module docstring)."""
     path = path or EgoPath()
     finite = [(t, s) for t, s in frame_scores if s is not None and math.isfinite(float(s))]
@@ -96,7 +98,9 @@ def verdict_from_scores(frame_scores: list[tuple[float, float]], boxes: list[Box
         "rule": RULE, "engine": engine, "score": round(float(peak), 5), "threshold": float(threshold),
         "t_peak": round(float(t_peak), 3), "p_anomalous": round(p, 4), "frames": len(finite),
         "boxes": len(boxes), "ego_path": asdict(path), "scored_by": "boxes" if boxes else "frame score",
-        "random_weights": bool(random_weights), "calibrated": bool(calibrated)}
+        "random_weights": bool(random_weights), "calibrated": bool(calibrated or calibration)}
+    if calibration:
+        evidence["calibration"] = {k: calibration.get(k) for k in ("n_clips", "n_frames", "quantile", "level", "date")}
     if box is not None:
         evidence["box"] = [round(box.x1, 1), round(box.y1, 1), round(box.x2, 1), round(box.y2, 1)]
         evidence["label"] = box.label
@@ -105,8 +109,12 @@ def verdict_from_scores(frame_scores: list[tuple[float, float]], boxes: list[Box
     caveat = ""
     if random_weights:
         caveat += "（随机权重：得分没有意义 / random weights: scores are meaningless）"
-    if not calibrated:
-        caveat += "（阈值未在正常片段上校准）"
+    if calibration:
+        from engines.vad.calibrate import caveat as _cal
+
+        caveat += f"（阈值已校准 / {_cal(calibration)}）"
+    elif not calibrated:
+        caveat += "（阈值未在正常片段上校准 / threshold uncalibrated）"
     where = "本车路径内" if boxes else "画面中"
     if yes:
         reason = (f"在 {t_peak:.1f} 秒，{where}的异常得分达到 {peak:.3f} ≥ 阈值 {threshold:.3f}"

@@ -6,6 +6,10 @@
   heatmap MP4 and the gallery frames. The time estimate is printed before a run starts.
 - ``vad fit --normal DIR --out ARTIFACTS [--weights random|pretrained]``: fit AI-VAD's memory banks
   on >= 2 normal videos; writes the three-file artifact.
+- ``vad calibrate --engine aivad|motion [--artifacts DIR] --normal DIR [--quantile 0.99] [--level frame|peak]
+  [--json]``: the threshold at a quantile of held-out normal clips' in-path scores (never the clips the
+  banks were fitted on: refused by SHA-256), written with its provenance into ai_vad_config.yaml or
+  motion_calibration.json (see engines/vad/calibrate.py).
 - ``vad weights pull [--list]``: the pretrained backbones (RAFT, Mask R-CNN v2, keypoint R-CNN,
   CLIP ViT-B/16), downloaded only on this explicit request, with sizes and progress.
 - ``vad serve --model-dir DIR [--port 8080]``: the SageMaker serving container's server.
@@ -15,6 +19,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from webapp.cli import CliError, print_json
@@ -32,7 +37,8 @@ def register(sub) -> None:
     r = vs.add_parser("run", help="anomaly scores, boxes and a heatmap video for one video")
     r.add_argument("video", metavar="VIDEO")
     r.add_argument("--engine", default="motion", choices=("motion", "aivad", "sagemaker"))
-    r.add_argument("--artifacts", help="AI-VAD artifact folder (three files) or anomalib .ckpt")
+    r.add_argument("--artifacts", help="AI-VAD artifact folder (three files) or anomalib .ckpt; motion: the folder "
+                                       "or file of its calibration")
     r.add_argument("--endpoint", help="SageMaker endpoint name")
     r.add_argument("--region", help="AWS region of the endpoint")
     r.add_argument("--stride", type=int, help="AI-VAD: score every N-th frame pair")
@@ -55,6 +61,21 @@ def register(sub) -> None:
     f.add_argument("--no-deep", action="store_true", help="without CLIP deep features")
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_fit)
+
+    c = vs.add_parser("calibrate", help="set the threshold on held-out normal clips")
+    c.add_argument("--engine", default="aivad", choices=("aivad", "motion"))
+    c.add_argument("--artifacts", help="aivad: the artifact folder (its ai_vad_config.yaml is updated); motion: "
+                                       "where motion_calibration.json goes (default <data dir>/vad)")
+    c.add_argument("--normal", required=True, help="folder of held-out normal videos (not the fitting clips)")
+    c.add_argument("--quantile", type=float, default=0.99)
+    c.add_argument("--level", choices=("frame", "peak"), default="frame",
+                   help="quantile over every frame's score (default) or over each clip's peak")
+    c.add_argument("--fps", type=float, help="sampling rate (default: the engine's, as `vad run` uses)")
+    c.add_argument("--max-side", type=int, help="longer side of the sampled frames (default: the engine's)")
+    c.add_argument("--stride", type=int, help="AI-VAD: score every N-th frame pair")
+    c.add_argument("--max-pairs", type=int, help="AI-VAD: at most N pairs per clip (CPU cost)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_calibrate)
 
     w = vs.add_parser("weights", help="pretrained AI-VAD backbones")
     ws = w.add_subparsers(dest="weights_command", metavar="ACTION")
@@ -111,8 +132,10 @@ def cmd_run(args, ctx) -> int:
             config["endpoint"] = args.endpoint
         if args.region:
             config["region"] = args.region
-    elif args.artifacts or args.endpoint:
-        raise CliError("--artifacts and --endpoint are for --engine aivad / sagemaker")
+    elif args.endpoint:
+        raise CliError("--endpoint is for --engine sagemaker")
+    elif args.artifacts:  # motion: its calibration
+        config["calibration"] = args.artifacts
     if args.threshold is not None:
         config["threshold"] = args.threshold
     eng = get_engine(args.engine, **config)
@@ -185,8 +208,11 @@ def cmd_fit(args, ctx) -> int:
     cfg = {"weights": args.weights, "use_pose_features": not args.no_pose, "use_deep_features": not args.no_deep}
     model, report = A.fit(normal, cfg, on_pair=lambda d, t: _progress(d / t, f"fitting: pair {d}/{t}"))
     print(file=sys.stderr)
+    from engines.video import sha256_file
+
     A.save_artifact(model, {**A.MODEL_DEFAULTS, **A.RUN_DEFAULTS, **cfg,
-                            "fitted_on": [n for n, _ in normal]}, args.out)
+                            "fitted_on": [n for n, _ in normal],
+                            "fitted_sha256": [sha256_file(v) for v in vids if v.is_file()]}, args.out)
     report["out"] = str(args.out)
     report["random_weights"] = args.weights == "random"
     if args.json:
@@ -194,8 +220,116 @@ def cmd_fit(args, ctx) -> int:
     else:
         print(f"fitted on {len(report['videos'])} videos, {report['regions']} regions "
               f"({report['skipped_identical_pairs']} identical pairs skipped); wrote {args.out}")
-        print("threshold: not calibrated (1.0) — set `threshold` in ai_vad_config.yaml from held-out normal clips")
+        print("threshold: not calibrated (1.0) — run `ghostprobe vad calibrate --artifacts "
+              f"{args.out} --normal HELD_OUT_DIR` on other normal clips")
         if args.weights == "random":
+            print("random weights: scores are meaningless")
+    return 0
+
+
+def _calibration_clips(folder: Path) -> list[dict]:
+    """The held-out normal videos: every visible file must be a readable video (one sentence otherwise)."""
+    from engines.video import probe, sha256_file
+
+    if not folder.exists():
+        raise CliError(f"--normal {folder} does not exist")
+    files = [folder] if folder.is_file() else sorted(q for q in folder.iterdir() if not q.name.startswith("."))
+    out, seen = [], {}
+    for q in files:
+        if q.is_dir():
+            continue
+        if q.suffix.lower() not in VIDEO_EXT:
+            raise CliError(f"--normal: {q.name} is not a video (expected {', '.join(sorted(VIDEO_EXT))})")
+        try:
+            meta = probe(q)
+        except Exception as e:
+            raise CliError(f"--normal: {q.name} is not a readable video ({type(e).__name__})") from None
+        if meta.frames is not None and meta.frames < 2:
+            raise CliError(f"--normal: {q.name} has fewer than two frames")
+        sha = sha256_file(q)
+        if sha in seen:
+            raise CliError(f"--normal: {q.name} is the same file as {seen[sha]} (SHA-256); each clip counts once")
+        seen[sha] = q.name
+        out.append({"name": q.name, "sha256": sha, "path": str(q)})
+    if not out:
+        raise CliError(f"--normal {folder} holds no videos to calibrate on")
+    return out
+
+
+def cmd_calibrate(args, ctx) -> int:
+    from engines.registry import get_engine
+    from engines.vad import calibrate as C
+    from webapp import vad as V
+    from webapp.detection import load_clip_timed
+
+    C.check_quantile(args.quantile)
+    clips = _calibration_clips(Path(args.normal))
+    warnings: list[str] = []
+    config: dict = {}
+    if args.engine == "aivad":
+        import yaml
+
+        from engines.vad import aivad as A
+
+        art = args.artifacts or A._env_artifacts()
+        if not art:
+            raise CliError("--artifacts is required for --engine aivad (the folder `vad fit` wrote)")
+        if Path(art).is_file():
+            raise CliError(f"{art} is an anomalib checkpoint: calibration is written into a three-file artifact's "
+                           f"{A.CONFIG_FILE}")
+        config["artifacts"] = art
+        if args.stride:
+            config["stride"] = args.stride
+        if args.max_pairs:
+            config["max_pairs"] = args.max_pairs
+        eng = get_engine("aivad", **config)
+        ok, why = eng.availability()
+        if not ok:
+            raise CliError(why)
+        cfg = yaml.safe_load((Path(art) / A.CONFIG_FILE).read_text(encoding="utf-8")) or {}
+        same, warnings = C.overlap(clips, cfg.get("fitted_sha256"), cfg.get("fitted_on"))
+        if same:
+            raise CliError(f"--normal holds {len(same)} clip(s) the memory banks were fitted on ({', '.join(same)}); "
+                           f"calibrate on held-out normal clips")
+    else:
+        if args.stride or args.max_pairs:
+            raise CliError("--stride and --max-pairs are for --engine aivad")
+        eng = get_engine("motion", threshold=0.5)  # scores do not depend on the threshold
+    sampling = V.sampling_for(type(eng), args.fps, args.max_side)
+    ident = eng.identity(sampling=sampling)
+    t0 = time.perf_counter()
+
+    def load(c):
+        try:
+            return load_clip_timed(c["path"], sampling)[0]
+        except Exception as e:
+            raise CliError(f"--normal: {c['name']} could not be decoded ({type(e).__name__})") from None
+
+    def on_clip(i, n, name):
+        if not args.json:
+            _progress(i / n, f"scoring normal clip {i + 1}/{n}: {name}")
+
+    prov = C.calibrate(eng.detect, clips, load, args.quantile, args.level, on_clip)
+    prov["engine"] = {"engine": ident.engine, "model": ident.model, "revision": ident.revision,
+                      "random_weights": (getattr(eng, "_cfg", None) or {}).get("weights") == "random"}
+    prov["sampling"] = sampling
+    prov["seconds"] = round(time.perf_counter() - t0, 2)
+    if args.engine == "aivad":
+        prov["engine"]["settings"] = {k: ident.settings.get(k) for k in ("stride", "max_pairs", "max_boxes")}
+        written = C.write_aivad(config["artifacts"], prov)
+    else:
+        written = C.write_motion(C.motion_path(args.artifacts), prov)
+    if not args.json:
+        print(file=sys.stderr)
+    doc = {**prov, "written": str(written), "warnings": warnings}
+    if args.json:
+        print_json(doc)
+    else:
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print(f"threshold {prov['threshold']:.6g} = q{args.quantile:g} of {prov['n_values']} {args.level} scores "
+              f"from {prov['n_clips']} normal clips ({prov['n_frames']} frames); wrote {written}")
+        if prov["engine"]["random_weights"]:
             print("random weights: scores are meaningless")
     return 0
 
