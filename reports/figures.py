@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import html
+import threading
 
 import numpy as np
 import plotly.graph_objects as go
+
+_LOCK = threading.Lock()
 
 METRIC_TITLES = {"accuracy": "Accuracy 准确率", "f1": "F1", "balanced_accuracy": "Balanced accuracy 平衡准确率",
                  "precision": "Precision 精确率", "recall": "Recall 召回率", "specificity": "Specificity 特异度"}
@@ -62,12 +65,50 @@ def coverage_of(r: dict[str, Any]) -> tuple[int, int, int] | None:
     left = int(left) if left is not None else max(planned - int(r.get("predictions") or scored), 0)
     return planned, scored, left
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
-# A small layout-only template: Plotly's bundled ones carry defaults for every trace type and cost
-# ~70 ms per figure to copy, which dominated the HTML report.
+# Our layout defaults, laid over Plotly's default template (what ``fig.update_layout(template=...)`` on a
+# new figure did, so the charts look as they always have).
 _AXIS = dict(gridcolor="#e5e5e5", zerolinecolor="#cccccc", linecolor="#444", automargin=True)
 _TEMPLATE = dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", colorway=list(COLORS),
                              xaxis=_AXIS, yaxis=_AXIS, hoverlabel=dict(align="left")))
-_LAYOUT = dict(template=_TEMPLATE, margin=dict(l=60, r=20, t=60, b=60), font=dict(size=12))
+_LAYOUT = dict(margin=dict(l=60, r=20, t=60, b=60), font=dict(size=12))
+# Each figure is built once from plain dicts and wrapped without Plotly's per-property validation: chained
+# update_layout calls re-validated the whole layout each time (~40 ms a figure, most of a Reports click).
+# tests/test_figures.py checks every figure against Plotly's validated form of the same dict.
+_MERGED: dict[str, dict] = {}
+
+
+def _template() -> dict[str, Any]:
+    """Plotly's default template with ours laid over it, as plain JSON (built once per default template;
+    go.Figure copies what it is given, so the one dict is shared)."""
+    import plotly.io as pio
+
+    name = str(pio.templates.default)
+    with _LOCK:
+        t = _MERGED.get(name)
+        if t is None:
+            fig = go.Figure()
+            fig.update_layout(template=_TEMPLATE)
+            t = _MERGED[name] = fig.layout.template.to_plotly_json()
+    return t
+
+
+def _title(text: Any) -> dict[str, Any]:
+    return {"text": text}
+
+
+def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:
+    """One Figure from trace and layout dicts (each trace names its ``type``), with our template, unvalidated.
+    (An empty annotation list is left out, as Plotly leaves it out.)"""
+    if "annotations" in layout and not layout["annotations"]:
+        layout = {k: v for k, v in layout.items() if k != "annotations"}
+    return go.Figure({"data": data, "layout": {**layout, "template": _template()}}, _validate=False)
+
+
+def _blues() -> list[list[Any]]:
+    from plotly.colors import sequential
+
+    c = sequential.Blues
+    return [[i / (len(c) - 1), v] for i, v in enumerate(c)]
 
 
 def _t(v: Any) -> str:
@@ -106,8 +147,7 @@ def metric_bars(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = ("accur
             lab += f" ⚠ {cov[1]}/{cov[0]}"
         labels.append(lab)
     partial = [bool(cov and cov[2]) for cov in covs]
-    fig = go.Figure()
-    gaps = []
+    data, gaps = [], []
     for i, m in enumerate(metrics):
         ys, plus, minus, hover = [], [], [], []
         for r, lab, cov in zip(rows, labels, covs):
@@ -123,22 +163,20 @@ def metric_bars(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = ("accur
             hover.append(h)
             if v is None:
                 gaps.append((lab, m))
-        fig.add_bar(name=names.get(m, m), x=labels, y=ys,
-                    marker=dict(color=COLORS[i % len(COLORS)],
-                                pattern=dict(shape=["/" if p else "" for p in partial], fillmode="overlay",
-                                             fgcolor="#333", solidity=0.35)),
-                    error_y=dict(type="data", symmetric=False, array=plus, arrayminus=minus, visible=True),
-                    hovertext=hover, hoverinfo="text")
+        data.append(dict(type="bar", name=names.get(m, m), x=labels, y=ys,
+                         marker=dict(color=COLORS[i % len(COLORS)],
+                                     pattern=dict(shape=["/" if p else "" for p in partial], fillmode="overlay",
+                                                  fgcolor="#333", solidity=0.35)),
+                         error_y=dict(type="data", symmetric=False, array=plus, arrayminus=minus, visible=True),
+                         hovertext=hover, hoverinfo="text"))
     notes = [dict(x=lab, y=0.02, text=L["undefined"].format(m=m), showarrow=False, font=dict(size=10, color="#888"),
                   textangle=-90, yanchor="bottom") for lab, m in gaps]
     if any(partial):
         notes.append(dict(xref="paper", yref="paper", x=0, y=1.0, xanchor="left", yanchor="bottom", showarrow=False,
                           text=L["partial_note"], font=dict(size=11, color="#b00")))
     n_txt = ", ".join(sorted({f"n={r.get('n')}" for r in rows})) if len(rows) <= 3 else L["n_hover"]
-    fig.update_layout(title=title or L["bars"].format(n=n_txt),
-                      barmode="group", annotations=notes, yaxis=dict(range=[0, 1.05], tickformat=".0%", title=L["share"]),
-                      **_LAYOUT)
-    return fig
+    return _figure(data, dict(title=_title(title or L["bars"].format(n=n_txt)), barmode="group", annotations=notes,
+                              yaxis=dict(range=[0, 1.05], tickformat=".0%", title=_title(L["share"])), **_LAYOUT))
 
 
 def confusion_heatmap(m: dict[str, Any], title: str | None = None, lang: str = "zh") -> go.Figure:
@@ -146,13 +184,12 @@ def confusion_heatmap(m: dict[str, Any], title: str | None = None, lang: str = "
     L = _L(lang)
     z = [[m.get("tp", 0), m.get("fn", 0)], [m.get("fp", 0), m.get("tn", 0)]]
     text = [[f"TP {z[0][0]}", f"FN {z[0][1]}"], [f"FP {z[1][0]}", f"TN {z[1][1]}"]]
-    fig = go.Figure(go.Heatmap(z=z, x=[L["pred_yes"], L["pred_no"]], y=[L["lab_yes"], L["lab_no"]], text=text,
-                               texttemplate="%{text}", colorscale="Blues", showscale=False, hoverinfo="text"))
+    trace = dict(type="heatmap", z=z, x=[L["pred_yes"], L["pred_no"]], y=[L["lab_yes"], L["lab_no"]], text=text,
+                 texttemplate="%{text}", colorscale=_blues(), showscale=False, hoverinfo="text")
     sub = L["conf_sub"].format(ls=_t(m.get("label_set")), n=m.get("n"), pol=m.get("policy"),
                                u=m.get("unparsed", 0), e=m.get("errors", 0))
-    fig.update_layout(title=dict(text=(title or run_label(m)) + f"<br><sup>{sub}</sup>"),
-                      yaxis=dict(autorange="reversed"), height=340, **_LAYOUT)
-    return fig
+    return _figure([trace], dict(title=_title((title or run_label(m)) + f"<br><sup>{sub}</sup>"),
+                                 yaxis=dict(autorange="reversed"), height=340, **_LAYOUT))
 
 
 def _sweep(y: Sequence[bool], s: Sequence[float]) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -185,50 +222,46 @@ _LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=
 def roc_figure(curves: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figure:
     """curves: {name, y: labels, s: P(ghost probing) scores, auroc, auroc_ci, n}."""
     L = _L(lang)
-    fig = go.Figure()
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#aaa"), name=L["chance"],
-                    hoverinfo="skip")
+    data = [dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#aaa"),
+                 name=L["chance"], hoverinfo="skip")]
     for i, c in enumerate(curves):
         fpr, tpr = roc_points(c["y"], c["s"])
         ci = c.get("auroc_ci")
         auc_txt = "n/a" if c.get("auroc") is None else f"{c['auroc']:.2f}"
         if ci:
             auc_txt += f" [{ci[0]:.2f}–{ci[1]:.2f}]"
-        fig.add_scatter(x=fpr, y=tpr, mode="lines+markers", name=f"{_t(c['name'])} AUROC {auc_txt}, n={c.get('n')}",
-                        line=dict(color=COLORS[i % len(COLORS)]))
+        data.append(dict(type="scatter", x=fpr, y=tpr, mode="lines+markers",
+                         name=f"{_t(c['name'])} AUROC {auc_txt}, n={c.get('n')}", line=dict(color=COLORS[i % len(COLORS)])))
     layout = {**_LAYOUT, "margin": dict(l=60, r=20, t=60, b=40)}
-    fig.update_layout(title=L["roc"], xaxis=dict(title=L["fpr"], range=[0, 1]),
-                      yaxis=dict(title=L["tpr"], range=[0, 1.02]), legend=_LEGEND_BELOW,
-                      height=460 + 22 * len(curves), **layout)
-    return fig
+    return _figure(data, dict(title=_title(L["roc"]), xaxis=dict(title=_title(L["fpr"]), range=[0, 1]),
+                              yaxis=dict(title=_title(L["tpr"]), range=[0, 1.02]), legend=dict(_LEGEND_BELOW),
+                              height=460 + 22 * len(curves), **layout))
 
 
 def pr_figure(curves: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figure:
     L = _L(lang)
-    fig = go.Figure()
+    data = []
     for i, c in enumerate(curves):
         rec, prec = pr_points(c["y"], c["s"])
-        fig.add_scatter(x=rec, y=prec, mode="lines+markers", name=f"{_t(c['name'])} (n={c.get('n')})",
-                        line=dict(color=COLORS[i % len(COLORS)], shape="hv"))
+        data.append(dict(type="scatter", x=rec, y=prec, mode="lines+markers", name=f"{_t(c['name'])} (n={c.get('n')})",
+                         line=dict(color=COLORS[i % len(COLORS)], shape="hv")))
     layout = {**_LAYOUT, "margin": dict(l=60, r=20, t=60, b=40)}
-    fig.update_layout(title=L["pr"], xaxis=dict(title=L["recall"], range=[0, 1.02]),
-                      yaxis=dict(title=L["precision"], range=[0, 1.02]), legend=_LEGEND_BELOW,
-                      height=460 + 22 * len(curves), showlegend=True, **layout)
-    return fig
+    return _figure(data, dict(title=_title(L["pr"]), xaxis=dict(title=_title(L["recall"]), range=[0, 1.02]),
+                              yaxis=dict(title=_title(L["precision"]), range=[0, 1.02]), legend=dict(_LEGEND_BELOW),
+                              height=460 + 22 * len(curves), showlegend=True, **layout))
 
 
 def latency_box(rows: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figure:
     """Box per engine/model from precomputed quartiles (reports.metrics.latency_by_engine)."""
     L = _L(lang)
-    fig = go.Figure()
+    data = []
     for i, r in enumerate(rows):
         name = _t(f"{r['engine']}" + (f" · {str(r['model']).rsplit('/', 1)[-1]}" if r.get("model") else ""))
-        fig.add_trace(go.Box(name=f"{name} (n={r['n']})", x=[f"{name} (n={r['n']})"], q1=[r["q1"]], median=[r["p50"]], q3=[r["q3"]],
-                             lowerfence=[r["min"]], upperfence=[r["max"]], mean=[r["mean"]],
-                             marker_color=COLORS[i % len(COLORS)], boxpoints=False))
-    fig.update_layout(title=L["latency"], yaxis=dict(title=L["seconds"], rangemode="tozero"), showlegend=False,
-                      **_LAYOUT)
-    return fig
+        data.append(dict(type="box", name=f"{name} (n={r['n']})", x=[f"{name} (n={r['n']})"], q1=[r["q1"]],
+                         median=[r["p50"]], q3=[r["q3"]], lowerfence=[r["min"]], upperfence=[r["max"]], mean=[r["mean"]],
+                         marker=dict(color=COLORS[i % len(COLORS)]), boxpoints=False))
+    return _figure(data, dict(title=_title(L["latency"]), yaxis=dict(title=_title(L["seconds"]), rangemode="tozero"),
+                              showlegend=False, **_LAYOUT))
 
 
 def cost_per_video(rows: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figure:
@@ -244,8 +277,8 @@ def cost_per_video(rows: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figur
             p = r.get("price") or {}
             hover.append(L["cost_hover"].format(label=_t(r["label"]), usd=r["usd"], calls=r.get("model_calls"))
                          + f"<br>{p.get('provider')}:{p.get('sku')} {p.get('region') or ''} as of {p.get('as_of')}")
-    fig = go.Figure(go.Bar(x=labels, y=ys, hovertext=hover, hoverinfo="text", marker_color=COLORS[0],
-                           text=[None if y is None else f"${y:.4f}" for y in ys], textposition="outside"))
+    trace = dict(type="bar", x=labels, y=ys, hovertext=hover, hoverinfo="text", marker=dict(color=COLORS[0]),
+                 text=[None if y is None else f"${y:.4f}" for y in ys], textposition="outside")
     notes = []
     for lab, y, r in zip(labels, ys, rows):
         if y is None:
@@ -253,5 +286,5 @@ def cost_per_video(rows: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figur
             notes.append(dict(x=lab, y=0, text=L["cached"] if known_zero else L["unknown"],
                               showarrow=False, yanchor="bottom",
                               font=dict(color="#666" if known_zero else "#b00", size=11)))
-    fig.update_layout(title=L["cost"], annotations=notes, yaxis=dict(title="USD", rangemode="tozero"), **_LAYOUT)
-    return fig
+    return _figure([trace], dict(title=_title(L["cost"]), annotations=notes,
+                                 yaxis=dict(title=_title("USD"), rangemode="tozero"), **_LAYOUT))

@@ -470,6 +470,19 @@ def _state(store: Store) -> dict[str, Any]:
     return st
 
 
+def _per_click(store: Store, key: tuple, compute) -> list[dict[str, Any]]:
+    """Within a :func:`snapshot`, a listing computed once and shared by every query of the click: each caller
+    gets its own shallow copies of the rows (values inside them are shared: read, do not change them).
+    Outside a snapshot, computed afresh every call."""
+    snap = _SNAPSHOT.get()
+    if snap is None or snap.get("store") is not store:
+        return compute()
+    memo = snap.setdefault("rows", {})
+    if key not in memo:
+        memo[key] = compute()
+    return [dict(r) for r in memo[key]]
+
+
 def _fingerprints(store: Store) -> tuple[dict[str, tuple], dict[str, tuple]]:
     """(run_id → token of its predictions, label_set → (count, content hash))."""
     st = _state(store)
@@ -564,7 +577,11 @@ def run_status_counts(store: Store, run_ids: Sequence[str]) -> dict[str, dict[st
 def runs_listing(store: Store, include_hidden: bool = False) -> list[dict[str, Any]]:
     """The rows of ``reports.runs.list_runs(store, include_hidden=...)`` (every column, counts, coverage),
     served from the memo: a run's row is re-read only when the run changed, its counts only when its
-    predictions did."""
+    predictions did. Within a :func:`snapshot` (one Reports click) it is worked out once."""
+    return _per_click(store, ("listing", bool(include_hidden)), lambda: _runs_listing(store, include_hidden))
+
+
+def _runs_listing(store: Store, include_hidden: bool) -> list[dict[str, Any]]:
     from reports.runs import _decode_run
 
     st = _state(store)
@@ -623,11 +640,16 @@ def runs_overview(store: Store, run_ids: Sequence[str] | None = None,
     """Every run (or the given ones) with its matrix, figures and intervals.
 
     Two grouped SQL scans, and only for runs whose predictions or label set changed since the last call
-    on this store (see the memo above)."""
+    on this store (see the memo above); within a :func:`snapshot` (one Reports click) worked out once."""
     if policy not in POLICIES:
         raise RunError(f"Unknown policy '{policy}'; use counted_wrong or excluded.")
     if run_ids is not None and not run_ids:
         return []
+    key = ("overview", None if run_ids is None else tuple(run_ids), policy)
+    return _per_click(store, key, lambda: _runs_overview(store, run_ids, policy))
+
+
+def _runs_overview(store: Store, run_ids: Sequence[str] | None, policy: str) -> list[dict[str, Any]]:
     where, params = "WHERE NOT coalesce(r.hidden, false)", []  # hidden runs stay out of tables and charts
     if run_ids is not None:
         cond, params = _in_clause("r.run_id", run_ids)
@@ -709,8 +731,8 @@ def latency_by_engine(store: Store, run_ids: Sequence[str] | None = None) -> lis
         return []
     st = _state(store)
     where, params = "", []
-    if run_ids is not None:
-        where, params = "WHERE " + _in_clause("run_id", run_ids)[0], list(run_ids)
+    if run_ids is not None:  # one list parameter: an IN list of hundreds of ? costs more than the lookup
+        where, params = "WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [list(run_ids)]
     groups: dict[tuple, list[str]] = {}
     for rid, engine, model in store.cursor().execute(f"SELECT run_id, engine, model FROM runs {where}",
                                                      params).fetchall():
@@ -829,15 +851,6 @@ def scored_answers(store: Store, run_id: str) -> tuple[list[bool], list[float]]:
     """(labels, P(ghost probing) scores) of a run's parsed, labelled answers that carry a confidence."""
     run = _run_row(store, run_id)
     rid, ls = run["run_id"], run.get("label_set")
-
-    def compute(st):
-        cond, params = _run_filter(st, [rid])
-        rows = store.cursor().execute(
-            f"""SELECT l.ghost_probing, p.ghost_probing, p.confidence FROM predictions p
-               JOIN labels l ON l.label_set = ? AND l.video_id = p.video_id
-               WHERE {cond} AND p.status = 'ok' AND p.ghost_probing IS NOT NULL AND p.confidence IS NOT NULL""",
-            [ls, *params]).fetchall()
-        return [bool(r[0]) for r in rows], [ghost_score(r[1], r[2]) for r in rows]
-
-    y, s = _detail(store, run, "scored_answers", compute)
-    return list(y), list(s)
+    # the arrays run_metrics reads for AUROC (one scan per run token, shared): ghost_score of each answer
+    arr = _detail(store, run, "scored", lambda st_: _scored_arrays(store, rid, ls, st_))
+    return list(arr["ys"]), list(arr["ss"])

@@ -333,6 +333,16 @@ def _sql_latency(store):
              "p50": r["q"][1], "q3": r["q"][2], "p95": r["q"][3], "max": r["mx"], "mean": r["mean"]} for r in rows]
 
 
+def _sql_scored(store, rid):
+    """scored_answers' (label, P(ghost probing)) pairs straight from DuckDB, sorted (the order is not a figure)."""
+    rows = store.cursor().execute(
+        """SELECT l.ghost_probing, p.ghost_probing, p.confidence FROM predictions p JOIN runs r USING (run_id)
+           JOIN labels l ON l.label_set = r.label_set AND l.video_id = p.video_id
+           WHERE p.run_id = ? AND p.status = 'ok' AND p.ghost_probing IS NOT NULL AND p.confidence IS NOT NULL""",
+        [rid]).fetchall()
+    return sorted((bool(lab), M.ghost_score(pred, conf)) for lab, pred, conf in rows)
+
+
 def _same(a, b):
     if isinstance(a, float) or isinstance(b, float):
         return a == pytest.approx(b, rel=1e-12, abs=1e-12)
@@ -358,6 +368,7 @@ def _check_all(store):
         for policy in M.POLICIES:
             assert _same(M.run_metrics(store, rid, policy), _fresh(store, lambda s: M.run_metrics(s, rid, policy)))
         assert _same(M.scored_answers(store, rid), _fresh(store, lambda s: M.scored_answers(s, rid)))
+        assert sorted(zip(*M.scored_answers(store, rid))) == _sql_scored(store, rid)
         assert _same(C.run_cost(store, rid), _fresh(store, lambda s: C.run_cost(s, rid)))
 
 
@@ -419,3 +430,26 @@ def test_snapshot_shares_one_look_and_the_next_click_sees_new_predictions(store)
     assert M.runs_overview(store)[0]["n"] == 2  # the next click sees the new answer
     wrapped = M.snapshotted(store, lambda: (M.runs_overview(store)[0]["n"], M.runs_listing(store)[0]["predictions"]))
     assert wrapped() == (2, 2)
+
+
+def test_one_click_lists_runs_once_and_each_caller_gets_its_own_rows(store, monkeypatch):
+    from reports.runs import list_runs
+
+    _labels(store, "t", [("a.avi", True, None), ("b.avi", False, None)])
+    yes = Verdict(ghost_probing=True, status="ok")
+    rid = _run(store, [("a.avi", yes, 1.0)])
+    calls = []
+    listing, overview = M._runs_listing, M._runs_overview
+    monkeypatch.setattr(M, "_runs_listing", lambda *a: calls.append("listing") or listing(*a))
+    monkeypatch.setattr(M, "_runs_overview", lambda *a: calls.append("overview") or overview(*a))
+    with M.snapshot(store):
+        first = M.runs_listing(store, include_hidden=True)
+        first[0]["name"] = "changed by a caller"
+        assert M.runs_listing(store, include_hidden=True) == list_runs(store, include_hidden=True)
+        o = M.runs_overview(store)
+        o[0]["n"] = -1
+        assert M.runs_overview(store)[0]["n"] == 1 and M.runs_overview(store, [rid])[0]["n"] == 1
+    assert calls == ["listing", "overview", "overview"]  # once per argument set within the click
+    M.runs_listing(store, include_hidden=True)
+    M.runs_listing(store, include_hidden=True)
+    assert calls[3:] == ["listing", "listing"]  # outside a click: computed every call

@@ -235,10 +235,13 @@ def filtered(state: AppState, engine: str = ALL, model: str = ALL, prompt: str =
     return out
 
 
-def runs_table(state: AppState, rows: list[dict[str, Any]], lang: str = "zh"):
+def runs_table(state: AppState, rows: list[dict[str, Any]], lang: str = "zh",
+               costs: dict[str, dict[str, Any]] | None = None):
+    """The runs table; ``costs``: reports.costs.runs_costs of these rows when the caller has them already."""
     import pandas as pd
 
-    costs = C.runs_costs(state.store, [r["run_id"] for r in rows]) if rows else {}
+    if costs is None:
+        costs = C.runs_costs(state.store, [r["run_id"] for r in rows]) if rows else {}
     table = []
     for r in rows:
         both = r["metrics_both_ways"]
@@ -283,7 +286,8 @@ def decision_md(m: dict[str, Any], lang: str = "zh") -> str:
             f"<small>{msg.escape_md(d['text'])}</small>")
 
 
-def metrics_md(state: AppState, m: dict[str, Any], lang: str = "zh") -> str:
+def metrics_md(state: AppState, m: dict[str, Any], lang: str = "zh", cost: dict[str, Any] | None = None) -> str:
+    """The run's metrics as Markdown; ``cost``: its reports.costs row when the caller has it already."""
     e = msg.escape_md
     both = m["metrics_both_ways"]
     cw, ex = both["counted_wrong"], both["excluded"]
@@ -292,7 +296,7 @@ def metrics_md(state: AppState, m: dict[str, Any], lang: str = "zh") -> str:
         return f"| {name} | {pct_ci(cw[k], cw[k + '_ci'], lang)} | {pct_ci(ex[k], ex[k + '_ci'], lang)} |"
 
     try:
-        c = C.run_cost(state.store, m["run_id"])
+        c = cost if cost is not None else C.run_cost(state.store, m["run_id"])
     except Exception as ex_:  # a cost we cannot work out is unknown, with the sentence
         c = {"usd": None, "reason": msg.error_text(ex_, "en")}
     if c.get("usd") is not None:
@@ -338,8 +342,10 @@ def metrics_md(state: AppState, m: dict[str, Any], lang: str = "zh") -> str:
     return "\n".join(lines)
 
 
-def charts(state: AppState, rows: list[dict[str, Any]], m: dict[str, Any] | None, lang: str = "zh") -> dict[str, Any]:
-    """Figures from reports.figures; None where there is nothing measured to draw."""
+def charts(state: AppState, rows: list[dict[str, Any]], m: dict[str, Any] | None, lang: str = "zh",
+           costs: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Figures from reports.figures; None where there is nothing measured to draw. ``costs``: runs_costs of
+    ``rows`` when the caller has them already."""
     out: dict[str, Any] = {"versions": None, "confusion": None, "confusion_ex": None, "roc": None, "pr": None,
                            "latency": None, "cost": None}
     ls = m.get("label_set") if m else None
@@ -362,7 +368,8 @@ def charts(state: AppState, rows: list[dict[str, Any]], m: dict[str, Any] | None
         out["latency"] = F.latency_box(lat, lang=lang)
     if ids:
         shown = rows[:CHART_RUNS]
-        costs = C.runs_costs(state.store, [r["run_id"] for r in shown])
+        if costs is None or any(r["run_id"] not in costs for r in shown):
+            costs = C.runs_costs(state.store, [r["run_id"] for r in shown])
         cost_rows = [{**costs[r["run_id"]], "label": F.run_label(r),
                       "reason": msg.translate(costs[r["run_id"]].get("reason") or "", lang) or None}
                      for r in shown if r["run_id"] in costs]
@@ -538,8 +545,8 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             log.exception("%s failed", what)
         return msg.error_md(e, lang)
 
-    def detail(run_id: str | None, rows: list[dict[str, Any]], lang: str):
-        """metrics, decision, 7 plots (as updates), roc note, status."""
+    def detail(run_id: str | None, rows: list[dict[str, Any]], lang: str, costs: dict[str, dict] | None = None):
+        """metrics, decision, 7 plots (as updates), roc note, status (``costs``: runs_costs of ``rows``, if known)."""
         m = None
         text = ""
         if run_id:
@@ -548,14 +555,14 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                 m = (with_coverage(state, [m], include_hidden=True) or [m])[0]
             except Exception as e:
                 text = fail(e, "run metrics", lang)
-        figs = charts(state, rows, m, lang)
+        figs = charts(state, rows, m, lang, costs)
         has_roc = figs["roc"] is not None
         roc_note = "" if has_roc or not m else msg.m("rep_no_roc", lang, n=m.get("auroc_n", 0))
         plots = [gr.update(value=figs[k], visible=figs[k] is not None)
                  for k in ("versions", "confusion", "confusion_ex", "roc", "pr", "latency", "cost")]
         if m is None:
             return ("", "", *plots, roc_note, text)
-        return metrics_md(state, m, lang), decision_md(m, lang), *plots, roc_note, text
+        return metrics_md(state, m, lang, (costs or {}).get(m["run_id"])), decision_md(m, lang), *plots, roc_note, text
 
     def empty_line(rows: list[dict[str, Any]], lang: str) -> str:
         everything = M.runs_listing(state.store, include_hidden=True)
@@ -574,8 +581,10 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), *(gr.skip(),) * 10, fail(e, "runs", lang))
         ids = [r["run_id"] for r in rows]
         cur = current if current in ids else (ids[0] if ids else None)
-        return (empty_line(rows, lang), runs_table(state, rows, lang), gr.update(choices=run_choices(rows), value=cur),
-                gr.update(interactive=bool(rows)), *detail(cur, rows, lang))
+        costs = C.runs_costs(state.store, ids) if ids else {}  # one look at costs for the table, chart and run
+        return (empty_line(rows, lang), runs_table(state, rows, lang, costs),
+                gr.update(choices=run_choices(rows), value=cur), gr.update(interactive=bool(rows)),
+                *detail(cur, rows, lang, costs))
 
     def on_refresh(engine, model, prompt, label_set, stat, search, hidden, current, request: gr.Request = None):
         """Fresh filter choices and table; keeps the run the person picked, else shows the newest."""
