@@ -50,6 +50,15 @@ CODE_PARTS = ("engines", "webapp", "reports", "prompts", "pyproject.toml", "READ
 WORKER_COMMAND = ("python -m engines.cloud.worker --plan job/plan.json "
                   "--videos ${{inputs.videos}} --output ${{outputs.results}}")
 PARALLEL_ENTRY = "engines/cloud/azureml_parallel.py"
+# --engine videollama2: the seed's case (docs in engines/cloud/videollama2_job.py). The image behind the curated
+# environment AzureML-ACPT-pytorch-1.13-py38-cuda11.7-gpu: Python 3.8, torch 1.13 + CUDA 11.7 in /opt/conda/envs/ptca.
+ACPT_IMAGE = "mcr.microsoft.com/azureml/curated/acpt-pytorch-1.13-cuda11.7:latest"
+ACPT_PYTHON = "/opt/conda/envs/ptca/bin/python"
+WORKER_REQUIREMENTS = "engines/llm/worker/requirements-videollama2.txt"
+VIDEOLLAMA2_PACKAGE = "git+https://github.com/DAMO-NLP-SG/VideoLLaMA2@c0bb03abf6b8a6b9a8dccac006fb4db5d4d9e414"
+VIDEOLLAMA2_MODEL = "DAMO-NLP-SG/VideoLLaMA2.1-7B-16F"
+VIDEOLLAMA2_COMMAND = ("python -m engines.cloud.videollama2_job --plan job/plan.json "
+                       "--videos ${{inputs.videos}} --output ${{outputs.results}}")
 APPEND_ROW_FILES = ("predictions.jsonl", "parallel_run_step.txt")
 
 # Azure ML job statuses → our state machine (reports.jobs)
@@ -87,6 +96,15 @@ class AzureMLSettings:
     image: str = DEFAULT_IMAGE
     region: str | None = None
     extra_pip: list[str] = field(default_factory=list)
+    # --engine videollama2 only: the GPU worker inside the job (engines/cloud/videollama2_job.py)
+    worker_image: str = ACPT_IMAGE
+    worker_python: str = ACPT_PYTHON
+    worker_adapter: str = "videollama2"  # or videollama_v1 (the seed's Video-LLaMA-2-7B-Finetuned)
+    worker_dtype: str = "float16"  # V100: no bfloat16
+    worker_device_map: str = "auto"  # a 7B model over the node's 4× 16 GB
+    worker_attn: str = "eager"  # torch 1.13 has no SDPA
+    worker_options: list[str] = field(default_factory=list)  # more server.py --option KEY=VALUE
+    worker_package: str = VIDEOLLAMA2_PACKAGE
 
     @classmethod
     def from_env(cls, **over: Any) -> "AzureMLSettings":
@@ -94,7 +112,9 @@ class AzureMLSettings:
                 resource_group=_env("GHOSTPROBE_AZUREML_RESOURCE_GROUP"),
                 workspace=_env("GHOSTPROBE_AZUREML_WORKSPACE"), compute=_env("GHOSTPROBE_AZUREML_COMPUTE"),
                 instance_type=_env("GHOSTPROBE_AZUREML_SKU"), videos=_env("GHOSTPROBE_AZUREML_VIDEOS"),
-                image=_env("GHOSTPROBE_AZUREML_IMAGE", DEFAULT_IMAGE), region=_env("GHOSTPROBE_AZUREML_REGION"))
+                image=_env("GHOSTPROBE_AZUREML_IMAGE", DEFAULT_IMAGE), region=_env("GHOSTPROBE_AZUREML_REGION"),
+                worker_image=_env("GHOSTPROBE_AZUREML_WORKER_IMAGE", ACPT_IMAGE),
+                worker_python=_env("GHOSTPROBE_AZUREML_WORKER_PYTHON", ACPT_PYTHON))
         cfg = _env("AZUREML_CONFIG")
         if cfg and not (s.subscription_id and s.resource_group and s.workspace):
             try:
@@ -146,18 +166,39 @@ def availability(settings: AzureMLSettings | None = None) -> tuple[bool, str]:
 
 
 # -- what is submitted ----------------------------------------------------------------------------
-def project_requirements() -> list[str]:
-    """The project's requirements for the GPU worker: pyproject dependencies + the llm extra."""
+def project_requirements(llm: bool = True) -> list[str]:
+    """The project's requirements for the GPU worker: pyproject dependencies + the llm extra (without it for
+    a videollama2 job, whose model runs in the worker's own Python: GhostProbe there is an HTTP client)."""
     data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     proj = data["project"]
     deps = list(proj.get("dependencies") or [])
-    deps += list((proj.get("optional-dependencies") or {}).get("llm") or [])
+    if llm:
+        deps += list((proj.get("optional-dependencies") or {}).get("llm") or [])
     return deps
 
 
-def conda_spec(settings: AzureMLSettings) -> dict[str, Any]:
-    return {"name": "ghostprobe-gpu", "channels": ["conda-forge"],
-            "dependencies": ["python=3.11", "pip", {"pip": project_requirements() + list(settings.extra_pip)}]}
+def conda_spec(settings: AzureMLSettings, llm: bool = True) -> dict[str, Any]:
+    return {"name": "ghostprobe-gpu" if llm else "ghostprobe-client", "channels": ["conda-forge"],
+            "dependencies": ["python=3.11", "pip", {"pip": project_requirements(llm) + list(settings.extra_pip)}]}
+
+
+def is_worker_job(plan: BatchPlan) -> bool:
+    """A videollama2 evaluation: the GPU worker runs inside the job (engines/cloud/videollama2_job.py)."""
+    return str((plan.settings or {}).get("engine") or plan.identity.get("engine")) == "videollama2"
+
+
+def worker_env_vars(plan: BatchPlan, settings: AzureMLSettings) -> dict[str, str]:
+    """How the job starts the worker: its Python (the curated image's), requirements, package, adapter, model
+    and the V100 options (float16, device_map=auto, eager attention)."""
+    model = (plan.settings or {}).get("model") or plan.identity.get("model") or VIDEOLLAMA2_MODEL
+    env = {"GHOSTPROBE_WORKER_PYTHON": settings.worker_python, "GHOSTPROBE_WORKER_REQUIREMENTS": WORKER_REQUIREMENTS,
+           "GHOSTPROBE_WORKER_PACKAGE": settings.worker_package, "GHOSTPROBE_WORKER_ADAPTER": settings.worker_adapter,
+           "GHOSTPROBE_WORKER_MODEL": str(model), "GHOSTPROBE_WORKER_DTYPE": settings.worker_dtype,
+           "GHOSTPROBE_WORKER_DEVICE_MAP": settings.worker_device_map, "GHOSTPROBE_WORKER_ATTN": settings.worker_attn,
+           "GHOSTPROBE_WORKER_PORT": "8008"}
+    if settings.worker_options:
+        env["GHOSTPROBE_WORKER_OPTIONS"] = " ".join(settings.worker_options)
+    return env
 
 
 def job_name(plan: BatchPlan) -> str:
@@ -182,9 +223,14 @@ def stage_code(plan: BatchPlan, dest: Path) -> Path:
     return dest
 
 
-def build_environment(settings: AzureMLSettings):
+def build_environment(settings: AzureMLSettings, worker: bool = False):
     from azure.ai.ml.entities import Environment
 
+    if worker:  # videollama2: the ACPT curated image (the worker's Python and torch) + GhostProbe as a client
+        return Environment(image=settings.worker_image, conda_file=conda_spec(settings, llm=False),
+                           description="GhostProbe + VideoLLaMA2 worker: the image of AzureML-ACPT-pytorch-1.13-py38-"
+                                       "cuda11.7-gpu (the worker's Python, torch 1.13, CUDA 11.7; the worker's "
+                                       f"requirements {WORKER_REQUIREMENTS} added on the node) + GhostProbe's requirements")
     return Environment(image=settings.image, conda_file=conda_spec(settings),
                        description="GhostProbe GPU worker: curated Azure ML GPU base image + the project's requirements")
 
@@ -211,7 +257,14 @@ def build_job(plan: BatchPlan, settings: AzureMLSettings, code_dir: Path):
 
     if not settings.compute and not settings.instance_type:
         raise EngineError("Name a compute cluster (--compute) or a serverless --instance-type such as Standard_NC24s_v3.")
-    env = build_environment(settings)
+    worker = is_worker_job(plan)
+    if worker and settings.parallel:
+        raise EngineError("A videollama2 job runs as one command job (the worker spreads the model over one node's "
+                          "GPUs with device_map=auto); drop --parallel.")
+    if worker and int(settings.instance_count or 1) != 1:
+        raise EngineError("A videollama2 job uses one node (--instance-count 1): every node of a command job would "
+                          "answer every video.")
+    env = build_environment(settings, worker=worker)
     name = job_name(plan)
     tags = {"ghostprobe_run": plan.run_id, "engine": str(plan.identity.get("engine")),
             "model": str(plan.identity.get("model") or ""), "videos": str(len(plan.videos))}
@@ -255,9 +308,10 @@ def build_job(plan: BatchPlan, settings: AzureMLSettings, code_dir: Path):
         kwargs.update(instance_type=settings.instance_type, instance_count=int(settings.instance_count or 1))
     return command(
         name=name, display_name=f"GhostProbe eval {plan.run_id} ({len(plan.videos)} videos)",
-        experiment_name=EXPERIMENT, tags=tags, code=str(code_dir), command=WORKER_COMMAND,
+        experiment_name=EXPERIMENT, tags=tags, code=str(code_dir),
+        command=VIDEOLLAMA2_COMMAND if worker else WORKER_COMMAND,
         inputs={"videos": _videos_input(settings)}, outputs=outputs, environment=env,
-        environment_variables=_env_vars(), **kwargs)
+        environment_variables={**_env_vars(), **(worker_env_vars(plan, settings) if worker else {})}, **kwargs)
 
 
 def job_spec(job: Any) -> dict[str, Any]:
@@ -281,6 +335,7 @@ class AzureMLBackend:
     """Submit, poll, cancel and collect Azure ML jobs (engines.base.BatchBackend)."""
 
     backend = "azureml"
+    delete_wait_s = 120.0  # how long `endpoints delete` waits for Azure to remove an endpoint
 
     def __init__(self, settings: AzureMLSettings | None = None, ml_client: Any = None, credential: Any = None,
                  **client_kwargs: Any):
@@ -372,9 +427,14 @@ class AzureMLBackend:
         return st
 
     def _poll_endpoint(self, job_id: str) -> JobStatus:
+        """An online endpoint's state: in service (``running``) once the endpoint and a deployment have
+        succeeded; its time in service (what is billed) starts when that deployment was created, and the
+        instance count is the succeeded deployments' together. Gone (HTTP 404): ``deleted``."""
         name = job_id.split(":", 1)[1]
+        c = self.client()
         try:
-            ep = self.client().online_endpoints.get(name)
+            ep = c.online_endpoints.get(name)
+            deps = list(c.online_deployments.list(name))
         except Exception as e:
             if getattr(e, "status_code", None) == 404:
                 st = JobStatus(job_id=job_id, state="deleted")
@@ -384,8 +444,15 @@ class AzureMLBackend:
         raw = getattr(ep, "provisioning_state", None)
         state = {"creating": "queued", "succeeded": "running", "updating": "running", "deleting": "running",
                  "failed": "failed", "canceled": "failed"}.get((raw or "").lower(), "queued")
-        st = JobStatus(job_id=job_id, state=state)
+        live = [d for d in deps if (getattr(d, "provisioning_state", None) or "").lower() in ("succeeded", "updating")]
+        if state == "running" and (raw or "").lower() == "succeeded" and not live:
+            state = "queued"  # the endpoint exists, but nothing serves (and bills) yet
+        started = min((t for t in (getattr(getattr(d, "creation_context", None), "created_at", None) for d in live)
+                       if t is not None), default=None)
+        st = JobStatus(job_id=job_id, state=state, started_at=_iso(started) if state == "running" else None)
         st.provider_state = raw
+        if live:
+            st.instance_count = sum(int(getattr(d, "instance_count", None) or 1) for d in live)
         return st
 
     def provider_state(self, job_id: str) -> str | None:
@@ -395,7 +462,8 @@ class AzureMLBackend:
         if job_id.startswith("azureml-endpoint:") or kind == "endpoint":
             name = job_id.split(":", 1)[1]
             try:
-                self.client().online_endpoints.begin_delete(name=name)
+                poller = self.client().online_endpoints.begin_delete(name=name)
+                poller.wait(timeout=self.delete_wait_s)  # still "Deleting" after that: a later refresh sees it gone
             except Exception as e:
                 raise self._error(e, f"delete online endpoint {name}") from None
             return
@@ -547,9 +615,16 @@ def stage_scoring_code(dest: Path) -> Path:
     return dest
 
 
-def deploy_online(backend: AzureMLBackend, o: OnlineSettings, store: Any = None, wait: bool = False) -> dict[str, Any]:
-    """Create (or update) the endpoint and its deployment, route all traffic to it, record it as a job."""
-    with tempfile.TemporaryDirectory(prefix="gp-online-") as tmp:
+def deploy_online(backend: AzureMLBackend, o: OnlineSettings, store: Any = None, wait: bool = True) -> dict[str, Any]:
+    """Create (or update) the endpoint and its deployment — azure-ai-ml's long-running operations, polled
+    to the end — route all traffic to the deployment, and record the endpoint as a job (its state and
+    time in service read back from Azure). ``wait=False`` returns once the deployment is accepted; its
+    traffic is then not routed (``endpoints deploy`` again, or the studio, does it)."""
+    import contextlib
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="gp-online-") as tmp, contextlib.redirect_stdout(sys.stderr):
+        # azure-ai-ml's polling prints a "." per poll on stdout: progress goes to stderr, stdout stays ours
         endpoint, deployment = build_online(o, backend.settings, stage_scoring_code(Path(tmp) / "code"))
         c = backend.client()
         try:
@@ -559,17 +634,54 @@ def deploy_online(backend: AzureMLBackend, o: OnlineSettings, store: Any = None,
                 poller.result()
                 endpoint.traffic = {o.deployment: 100}
                 c.online_endpoints.begin_create_or_update(endpoint).result()
+            ep = c.online_endpoints.get(o.endpoint)
         except EngineError:
             raise
         except Exception as e:
             raise backend._error(e, f"deploy online endpoint {o.endpoint}") from None
     job_id = f"azureml-endpoint:{o.endpoint}"
+    out = {"job_id": job_id, "endpoint": o.endpoint, "deployment": o.deployment,
+           "scoring_uri": getattr(ep, "scoring_uri", None), "traffic": dict(getattr(ep, "traffic", None) or {}),
+           "state": None}
     if store is not None:
+        from engines.cloud import service as S
         from reports import jobs as J
 
         J.add_job(store, job_id=job_id, backend="azureml", kind="endpoint", name=o.endpoint, state="queued",
                   provider_state="Creating", compute="managed online endpoint", instance_type=o.instance_type,
                   instance_count=o.instance_count, location=f"azure:{o.instance_type}",
                   url=f"https://ml.azure.com/endpoints/realtime/{o.endpoint}/detail",
-                  spec={"endpoint": job_spec(endpoint), "deployment": job_spec(deployment)})
-    return {"job_id": job_id, "endpoint": o.endpoint, "deployment": o.deployment}
+                  created_at=getattr(getattr(ep, "creation_context", None), "created_at", None),
+                  spec={"endpoint": job_spec(endpoint), "deployment": job_spec(deployment),
+                        "scoring_uri": out["scoring_uri"]})
+        out["state"] = S.refresh(store, job_id, backend, ingest=False)["state"]
+    return out
+
+
+def online_engine(backend: AzureMLBackend, endpoint: str, **config: Any):
+    """The ``azureml`` chat engine for a deployed endpoint: its scoring URI and key read from Azure ML
+    (``online_endpoints.get`` / ``get_keys``), the deployment taking its traffic and that deployment's
+    instance type and count (for cost). The key stays inside the engine: never shown, logged or stored."""
+    from engines.cloud.endpoint_engine import AzureMLEndpointEngine
+
+    c = backend.client()
+    try:
+        ep = c.online_endpoints.get(endpoint)
+        keys = c.online_endpoints.get_keys(endpoint)
+        traffic = {k: v for k, v in (getattr(ep, "traffic", None) or {}).items() if v}
+        dep_name = max(traffic, key=traffic.get) if traffic else None
+        dep = c.online_deployments.get(dep_name, endpoint) if dep_name else None
+    except EngineError:
+        raise
+    except Exception as e:
+        raise backend._error(e, f"read online endpoint {endpoint}") from None
+    if dep is None:
+        raise EngineError(f"Online endpoint {endpoint} routes no traffic to a deployment yet; "
+                          "`ghostprobe endpoints deploy` waits for one and routes it.")
+    key = getattr(keys, "primary_key", None)
+    if not key:
+        raise EngineError(f"Online endpoint {endpoint} has no key (auth mode {getattr(ep, 'auth_mode', '?')}); "
+                          "GhostProbe deploys with key auth.")
+    return AzureMLEndpointEngine(url=ep.scoring_uri, key=key, deployment=dep_name,
+                                 instance_type=getattr(dep, "instance_type", None),
+                                 instances=getattr(dep, "instance_count", None) or 1, **config)

@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--instance-type", help="VM size / SKU, e.g. Standard_NC24s_v3 (cost; serverless when no cluster)")
     p.add_argument("--instance-count", type=int, default=None, help="nodes of a command job (default 1)")
     p.add_argument("--engine-config", help="JSON of engine settings, e.g. '{\"dtype\": \"float16\", \"device_map\": \"auto\"}'")
+    p.add_argument("--worker-adapter", choices=["videollama2", "videollama_v1"], default=None,
+                   help="--engine videollama2: the GPU worker's adapter started inside the job (default videollama2)")
+    p.add_argument("--worker-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="--engine videollama2: another worker option (server.py --option), e.g. model_type=llama_v2; "
+                        "float16, device_map=auto and eager attention are the defaults")
     p.add_argument("--num-frames", type=int)
     p.add_argument("--max-side", type=int)
     p.add_argument("--max-new-tokens", type=int)
@@ -129,7 +134,13 @@ def cmd_submit_eval(args, ctx) -> int:
     sampling = {k: v for k, v in (("num_frames", args.num_frames), ("max_side", args.max_side)) if v is not None}
     over = {k: v for k, v in dict(compute=args.compute, instance_type=args.instance_type, parallel=args.parallel,
                                   mini_batch_size=args.mini_batch_size, max_retries=args.max_retries,
-                                  instance_count=args.instance_count, videos=args.videos).items() if v is not None}
+                                  instance_count=args.instance_count, videos=args.videos,
+                                  worker_adapter=args.worker_adapter).items() if v is not None}
+    if args.worker_option:
+        bad = [o for o in args.worker_option if "=" not in o or not o.split("=", 1)[0].strip()]
+        if bad:
+            raise CliError(f"--worker-option takes KEY=VALUE, not '{bad[0]}'.")
+        over["worker_options"] = list(args.worker_option)
     if args.parallel is not None and args.parallel < 1:
         raise CliError("--parallel needs at least 1 node.")
     settings = A.AzureMLSettings.from_env(**over)
@@ -322,6 +333,11 @@ def cmd_endpoints_deploy(args, ctx) -> int:
             if not ok:
                 raise CliError(why)
             out = {"submitted": True, **A.deploy_online(backend, o, store=ctx.store)}
+            if not args.json:
+                print(f"{out['job_id']}: {out['state']}, traffic {out['traffic'] or 'none'}; scoring URI "
+                      f"{out['scoring_uri']} (its key: `az ml online-endpoint get-credentials --name {args.name}`); "
+                      "`ghostprobe endpoints list` shows its time in service and cost, `endpoints delete` stops it.")
+                return 0
     else:
         from engines.cloud import sagemaker as SM
 
