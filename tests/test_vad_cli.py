@@ -55,7 +55,7 @@ def test_vad_run_motion_stores_renders_and_reuses(tmp_path, capsys, env_dirs, cl
     (["vad", "run", "{clip}", "--engine", "aivad"], "fitted artifacts"),
     (["vad", "run", "{clip}", "--engine", "aivad", "--artifacts", "/nonexistent"], "missing"),
     (["vad", "run", "{clip}", "--engine", "sagemaker"], "No SageMaker endpoint"),
-    (["vad", "run", "{clip}", "--engine", "motion", "--endpoint", "x"], "is for --engine sagemaker"),
+    (["vad", "run", "{clip}", "--engine", "motion", "--endpoint", "x"], "are for --engine sagemaker"),
     (["vad", "run", "{clip}", "--engine", "motion", "--artifacts", "/nonexistent"], "no motion-map calibration"),
     (["vad", "fit", "--normal", "{one}", "--out", "{tmp}/a"], "at least 2 normal videos"),
     (["vad", "fit", "--normal", "/nonexistent", "--out", "{tmp}/a"], "is not a folder"),

@@ -237,3 +237,110 @@ def test_deploy_and_delete_against_moto_and_the_client_reads_a_canned_body(frame
                         "model ghostprobe-vad-model"]
         with pytest.raises(EngineError, match="no SageMaker endpoint"):
             delete("ghostprobe-vad", region="us-east-1")
+
+
+# -- asynchronous inference (long videos) ---------------------------------------------------------
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ghostprobe-vad:1"
+ROLE = "arn:aws:iam::123456789012:role/sm"
+
+
+def test_async_inference_against_moto_with_the_containers_real_body(container, frames, fake_aws):
+    """moto 5.2.5 implements invoke_endpoint_async but never reaches a container: it puts a queued (or
+    canned) body at a fresh OutputLocation in its own S3. The harness therefore asks the loopback
+    container for the real response to the very body the client uploads, queues that through moto's
+    async-endpoint-results API, and checks the uploaded request equals what the container scored."""
+    import boto3
+    import requests
+    from moto import mock_aws
+
+    from engines.errors import EngineError
+    from engines.vad.sagemaker import SageMakerVadEngine
+    from engines.vad.serve.deploy import ASYNC_ENV, deploy
+
+    url, scorer, st = container
+    scorer.gate.set()
+    st.loaded.wait(30)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="gp-async")
+        res = deploy("gp-vad-async", IMAGE, "s3://gp-async/model.tar.gz", ROLE, region="us-east-1",
+                     async_output="s3://gp-async/out", max_concurrent=2)
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        assert sm.describe_endpoint_config(EndpointConfigName=res.config)["AsyncInferenceConfig"] == {
+            "OutputConfig": {"S3OutputPath": "s3://gp-async/out", "S3FailurePath": "s3://gp-async/out/failures"},
+            "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 2}}
+        assert sm.describe_model(ModelName=res.model)["PrimaryContainer"]["Environment"] == ASYNC_ENV
+        with pytest.raises(EngineError, match="need --async-output"):
+            deploy("x", IMAGE, "s3://gp-async/model.tar.gz", ROLE, region="us-east-1", async_failure="s3://gp-async/f")
+        with pytest.raises(EngineError, match="s3:// path"):
+            deploy("x", IMAGE, "s3://gp-async/model.tar.gz", ROLE, region="us-east-1", async_output="/tmp/out")
+
+        eng = SageMakerVadEngine(endpoint="gp-vad-async", region="us-east-1", async_input="s3://gp-async/requests",
+                                 threshold=0.5, poll_s=0.01)
+        body = eng.request_body(eng._refs(frames.frames, frames), 0, frames.num_frames)
+        real = httpx.post(url + "/invocations", json=body, timeout=120)
+        assert real.status_code == 200, real.text
+        requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/async-endpoint-results",
+                      json={"results": [{"data": real.text},
+                                        {"is_failure": True, "data": json.dumps({"error": "Scoring failed: "
+                                                                                          "RuntimeError."})}],
+                            "region": "us-east-1"})
+        d = eng.detect(frames)
+        assert d.verdict.status == "ok", d.verdict.reason
+        a = d.artifacts
+        assert a.extra["mode"] == "async" and a.extra["requests"] == 1  # one request: under the 1 GB limit
+        assert a.extra["input"].startswith("s3://gp-async/requests/") and a.extra["output"].startswith("s3://")
+        bucket, _, key = a.extra["input"][5:].partition("/")
+        assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) == body
+        want = real.json()
+        assert [s for _t, s in a.tracks["anomaly"]] == pytest.approx(want["pred_scores"])
+        assert [t for t, _ in a.tracks["anomaly"]] == pytest.approx([round(t, 4) for t in frames.timestamps_s[1:]])
+        assert len(a.boxes) == sum(len(b) for b in want["pred_boxes"]) and a.maps.shape[0] == len(want["maps"])
+        # the second queued result is a failure file: one sentence with the container's reason
+        d = eng.detect(frames)
+        assert d.verdict.status == "error"
+        assert d.verdict.reason == ("The asynchronous inference on endpoint gp-vad-async failed: Scoring failed: "
+                                    "RuntimeError.")
+        # a request bucket that does not exist
+        d = SageMakerVadEngine(endpoint="gp-vad-async", region="us-east-1", async_input="s3://no-such-bucket/r",
+                               poll_s=0.01).detect(frames)
+        assert d.verdict.status == "error" and d.verdict.reason == ("The S3 bucket no-such-bucket for asynchronous "
+                                                                    "requests does not exist.")
+
+
+def test_async_inference_times_out_with_one_sentence(frames, fake_aws):
+    """An OutputLocation that never fills (moto always fills its own, so the runtime answer is stubbed;
+    S3 is moto's): polled with backoff until the timeout, then one sentence."""
+    import time
+
+    import boto3
+    from botocore.stub import ANY, Stubber
+    from moto import mock_aws
+
+    from engines.vad.sagemaker import SageMakerVadEngine
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="gp-async")
+        rt = boto3.client("sagemaker-runtime", region_name="us-east-1")
+        gets = []
+        s3.meta.events.register("before-call.s3.GetObject", lambda **kw: gets.append(1))
+        with Stubber(rt) as stub:
+            stub.add_response("invoke_endpoint_async",
+                              {"InferenceId": "i-1", "OutputLocation": "s3://gp-async/out/never.out",
+                               "FailureLocation": "s3://gp-async/out/failures/never.out"},
+                              {"EndpointName": "gp", "InputLocation": ANY, "ContentType": "application/json",
+                               "Accept": "application/json"})
+            eng = SageMakerVadEngine(endpoint="gp", region="us-east-1", client=rt, s3_client=s3,
+                                     async_input="s3://gp-async/requests", async_timeout_s=1.0, poll_s=0.1,
+                                     max_poll_s=0.3)
+            t0 = time.perf_counter()
+            d = eng.detect(frames)
+            el = time.perf_counter() - t0
+        assert d.verdict.status == "error"
+        assert d.verdict.reason == ("The endpoint gp wrote no asynchronous result within 1 s (expected at "
+                                    "s3://gp-async/out/never.out); it may still be running.")
+        assert 1.0 <= el < 10
+        # output and failure looked at on every poll; backoff 0.1, 0.15, 0.225, 0.3, ... s: 4 to 8 polls in 1 s
+        assert 8 <= len(gets) <= 16 and len(gets) % 2 == 0

@@ -6,6 +6,14 @@ every pair is scored exactly once), or through S3 (``s3_prefix``: frames uploade
 Throttling and 5xx answers are retried with exponential backoff. Missing credentials, a missing
 endpoint and persistent throttling each become one sentence. The response is the container's
 (:mod:`engines.vad.serve.server`); the verdict follows :mod:`engines.vad.verdict`.
+
+**Asynchronous inference** (long videos; ``async_input="s3://bucket/prefix"``, an endpoint deployed
+with ``AsyncInferenceConfig``, :func:`engines.vad.serve.deploy.deploy` ``async_output=``): each request
+JSON (the same body, split only above the 1 GB asynchronous payload limit) is uploaded to S3,
+``sagemaker-runtime.invoke_endpoint_async(EndpointName, InputLocation)`` queues it, and the client
+polls the returned ``OutputLocation`` and ``FailureLocation`` with backoff (``poll_s`` growing ×1.5 up
+to ``max_poll_s``) until ``async_timeout_s``; the object at the output location is the container's
+response, parsed as above. A failure file, a timeout and a missing bucket are each one sentence.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from engines.errors import EngineError
 from engines.types import Clip, Verdict
 
 MAX_BODY = 6 * 1024 * 1024
+ASYNC_MAX_BODY = 1024 * 1024 * 1024  # SageMaker asynchronous inference: payloads up to 1 GB
 SAFETY = 0.9  # keep each body under 90 % of the limit (JSON overhead, headers)
 RETRYABLE = ("ThrottlingException", "ServiceUnavailable", "InternalFailure", "ModelNotReadyException")
 
@@ -77,6 +86,13 @@ class SageMakerVadEngine(Engine):
         self.backoff_s = float(config.get("backoff_s", 1.0))
         self.client = config.get("client")
         self.s3 = config.get("s3_client")
+        self.async_input = config.get("async_input") or os.environ.get("GHOSTPROBE_SAGEMAKER_ASYNC_INPUT")
+        if self.async_input and not str(self.async_input).startswith("s3://"):
+            raise EngineError(f"async_input must be an s3:// prefix for the request files, not {self.async_input!r}.")
+        self.async_timeout_s = float(config.get("async_timeout_s", 3600.0))
+        self.poll_s = float(config.get("poll_s", 2.0))
+        self.max_poll_s = float(config.get("max_poll_s", 30.0))
+        self.invocation_timeout_s = config.get("invocation_timeout_s")
         self.cancel_event = None
         self.progress_done: tuple[int, int] | None = None
 
@@ -87,7 +103,8 @@ class SageMakerVadEngine(Engine):
             import boto3  # noqa: F401
         except ImportError:
             return False, "The SageMaker engine needs boto3: pip install -e '.[cloud]'."
-        return True, f"ready: SageMaker endpoint {self.endpoint}" + (f" ({self.region})" if self.region else "")
+        return True, (f"ready: SageMaker endpoint {self.endpoint}" + (f" ({self.region})" if self.region else "")
+                      + (" (asynchronous, requests via S3)" if self.async_input else ""))
 
     def model_id(self) -> str | None:
         return self.endpoint
@@ -116,22 +133,35 @@ class SageMakerVadEngine(Engine):
         return self.client
 
     def invoke(self, body: dict[str, Any]) -> dict[str, Any]:
-        """One invocation with retries; returns the decoded JSON response."""
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-
+        """One real-time invocation with retries; returns the decoded JSON response."""
         data = json.dumps(body).encode("utf-8")
         if len(data) > MAX_BODY:
             raise EngineError(f"A request of {len(data) / 1e6:.1f} MB is over SageMaker's 6 MB limit.")
+
+        def call():
+            resp = self._runtime().invoke_endpoint(EndpointName=self.endpoint, ContentType="application/json",
+                                                   Accept="application/json", Body=data)
+            return resp["Body"].read()
+
+        return self._json(self._with_retries(call), f"The endpoint {self.endpoint}")
+
+    def _json(self, raw: bytes, who: str) -> dict[str, Any]:
+        try:
+            out = json.loads(raw)
+        except ValueError:
+            raise EngineError(f"{who} answered something that is not JSON.") from None
+        if not isinstance(out, dict) or not all(k in out for k in ("pred_boxes", "box_scores", "pred_scores")):
+            raise EngineError(f"{who} answered JSON without pred_boxes, box_scores and pred_scores.")
+        return out
+
+    def _with_retries(self, fn):
+        """``fn()`` with retries on throttling and 5xx; AWS errors become one sentence."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
         last = ""
         for attempt in range(self.max_retries + 1):
             try:
-                resp = self._runtime().invoke_endpoint(EndpointName=self.endpoint, ContentType="application/json",
-                                                       Accept="application/json", Body=data)
-                raw = resp["Body"].read()
-                try:
-                    return json.loads(raw)
-                except ValueError:
-                    raise EngineError(f"The endpoint {self.endpoint} answered something that is not JSON.") from None
+                return fn()
             except NoCredentialsError:
                 raise EngineError("AWS credentials are missing: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
                                   "AWS_SECRET_ACCESS_KEY.") from None
@@ -164,13 +194,102 @@ class SageMakerVadEngine(Engine):
                               f"times. Try later or add instances.")
         raise EngineError(f"The endpoint {self.endpoint} did not answer after {self.max_retries} retries ({last}).")
 
+    # -- asynchronous inference --------------------------------------------------------------------
+    def _s3(self):
+        if self.s3 is None:
+            import boto3
+
+            self.s3 = boto3.session.Session().client("s3", region_name=self.region)
+        return self.s3
+
+    def invoke_async(self, body: dict[str, Any], key_stem: str) -> dict[str, Any]:
+        """Upload the request to S3, ``invoke_endpoint_async``, poll the output/failure locations."""
+        import uuid
+
+        from botocore.exceptions import ClientError, NoCredentialsError
+
+        data = json.dumps(body).encode("utf-8")
+        if len(data) > ASYNC_MAX_BODY:
+            raise EngineError(f"A request of {len(data) / 1e9:.2f} GB is over the 1 GB asynchronous-inference limit.")
+        bucket, _, prefix = str(self.async_input)[len("s3://"):].partition("/")
+        key = f"{prefix.rstrip('/')}/{key_stem}-{uuid.uuid4().hex[:8]}.json".lstrip("/")
+        try:
+            self._s3().put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/json")
+        except NoCredentialsError:
+            raise EngineError("AWS credentials are missing: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
+                              "AWS_SECRET_ACCESS_KEY.") from None
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket":
+                raise EngineError(f"The S3 bucket {bucket} for asynchronous requests does not exist.") from None
+            raise EngineError(f"Uploading the request to s3://{bucket}/{key} failed: {code or e}.") from None
+        location = f"s3://{bucket}/{key}"
+        kw: dict[str, Any] = {"EndpointName": self.endpoint, "InputLocation": location,
+                              "ContentType": "application/json", "Accept": "application/json"}
+        if self.invocation_timeout_s:
+            kw["InvocationTimeoutSeconds"] = int(self.invocation_timeout_s)
+        resp = self._with_retries(lambda: self._runtime().invoke_endpoint_async(**kw))
+        out_loc, fail_loc = resp.get("OutputLocation"), resp.get("FailureLocation")
+        if not out_loc:
+            raise EngineError(f"The endpoint {self.endpoint} returned no OutputLocation: is it an asynchronous "
+                              f"endpoint (deployed with --async-output)?")
+        self.last_async = {"input": location, "output": out_loc, "failure": fail_loc,
+                           "inference_id": resp.get("InferenceId")}
+        return self._poll(out_loc, fail_loc)
+
+    def _get(self, uri: str | None) -> bytes | None:
+        """The object at an s3:// URI, or None while it does not exist."""
+        from botocore.exceptions import ClientError
+
+        if not uri:
+            return None
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        try:
+            return self._s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            err = e.response.get("Error", {})
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if err.get("Code") in ("NoSuchKey", "404", "NoSuchBucket") or status == 404:
+                return None
+            raise EngineError(f"Reading {uri} failed: {err.get('Code') or e}.") from None
+
+    def _poll(self, out_loc: str, fail_loc: str | None) -> dict[str, Any]:
+        deadline = time.monotonic() + self.async_timeout_s
+        wait = self.poll_s
+        while True:
+            raw = self._get(out_loc)
+            if raw is not None:
+                return self._json(raw, f"The asynchronous result at {out_loc}")
+            failed = self._get(fail_loc)
+            if failed is not None:
+                text = failed.decode("utf-8", "replace").strip()
+                try:
+                    doc = json.loads(text)
+                    text = str(doc.get("error") or doc.get("message") or text) if isinstance(doc, dict) else text
+                except ValueError:
+                    pass
+                text = " ".join(text.split())[:300].rstrip(".")
+                raise EngineError(f"The asynchronous inference on endpoint {self.endpoint} failed: "
+                                  f"{text or 'no reason given'}.")
+            if self.cancel_event is not None and self.cancel_event.is_set():
+                raise EngineError("已取消：SageMaker 检测在完成前被停止。")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise EngineError(f"The endpoint {self.endpoint} wrote no asynchronous result within "
+                                  f"{self.async_timeout_s:.0f} s (expected at {out_loc}); it may still be running.")
+            time.sleep(max(0.0, min(wait, left)))
+            wait = min(self.max_poll_s, wait * 1.5)
+
+    @staticmethod
+    def request_body(refs: list[str], a: int, b: int) -> dict[str, Any]:
+        """The JSON body for frames ``a..b`` (the same for real-time and asynchronous requests)."""
+        return {"images": refs[a:b], "clip": True, "maps": True}
+
     def _refs(self, frames: np.ndarray, clip: Clip) -> list[str]:
         jpgs = [encode_jpeg(f) for f in frames]
         if not self.s3_prefix:
             return [base64.b64encode(j).decode("ascii") for j in jpgs]
-        import boto3
-
-        s3 = self.s3 or boto3.session.Session().client("s3", region_name=self.region)
+        s3 = self._s3()
         bucket, _, prefix = self.s3_prefix[len("s3://"):].partition("/")
         refs = []
         for i, j in enumerate(jpgs):
@@ -191,14 +310,17 @@ class SageMakerVadEngine(Engine):
             if clip.num_frames < 2:
                 raise EngineError("AI-VAD needs at least two frames (velocity is measured between frames).")
             refs = self._refs(clip.frames, clip)
-            chunks = chunk_frames(refs, int(min(self.max_body, MAX_BODY) * SAFETY))
+            limit = ASYNC_MAX_BODY if self.async_input else MAX_BODY
+            chunks = chunk_frames(refs, int(min(self.max_body, limit) * SAFETY))
             fh, fw = clip.frames.shape[1:3]
             track, boxes, maps, times = [], [], [], []
             warning = None
             for ci, (a, b) in enumerate(chunks):
                 if self.cancel_event is not None and self.cancel_event.is_set():
                     raise EngineError("已取消：SageMaker 检测在完成前被停止。")
-                out = self.invoke({"images": refs[a:b], "clip": True, "maps": True})
+                body = self.request_body(refs, a, b)
+                out = (self.invoke_async(body, f"{clip.sha256[:16]}-{ci:03d}") if self.async_input
+                       else self.invoke(body))
                 warning = warning or out.get("warning")
                 for k, (pb, bs, ps) in enumerate(zip(out["pred_boxes"], out["box_scores"], out["pred_scores"])):
                     j = a + k + 1  # the pair's last frame
@@ -216,12 +338,13 @@ class SageMakerVadEngine(Engine):
             random_w = bool(warning)
             verdict = verdict_from_scores(track, boxes, fw, fh, self.threshold, engine=self.name,
                                           random_weights=random_w, calibrated=False)
+            extra_async = {"mode": "async", **(getattr(self, "last_async", None) or {})} if self.async_input else {}
             arts = Artifacts(tracks={"anomaly": track}, thresholds={"anomaly": self.threshold}, boxes=boxes,
                              maps=np.stack(maps) if maps and len(maps) == len(track) else None,
                              map_times=times if maps and len(maps) == len(track) else [],
                              extra={"rule": RULE, "frame_size": [int(fw), int(fh)], "requests": len(chunks),
                                     "frame_indices": list(range(1, 1 + len(track))),
-                                    "random_weights": random_w, "calibrated": False})
+                                    "random_weights": random_w, "calibrated": False, **extra_async})
         except EngineError as e:
             verdict, arts = Verdict.error(str(e)), Artifacts()
         call.latency_s = call.generate_s = time.perf_counter() - t0

@@ -41,6 +41,9 @@ def register(sub) -> None:
                                        "or file of its calibration")
     r.add_argument("--endpoint", help="SageMaker endpoint name")
     r.add_argument("--region", help="AWS region of the endpoint")
+    r.add_argument("--async-input", help="sagemaker: s3:// prefix for request files — asynchronous inference "
+                                         "(an endpoint deployed with --async-output; long videos)")
+    r.add_argument("--async-timeout", type=float, help="sagemaker async: seconds to wait for the result (3600)")
     r.add_argument("--stride", type=int, help="AI-VAD: score every N-th frame pair")
     r.add_argument("--fps", type=float, help="sampling rate (default: the engine's)")
     r.add_argument("--max-side", type=int, help="longer side of the sampled frames")
@@ -100,6 +103,8 @@ def register(sub) -> None:
     d.add_argument("--instances", type=int, default=1)
     d.add_argument("--region")
     d.add_argument("--async-output", help="s3:// output path: an asynchronous-inference endpoint (long videos)")
+    d.add_argument("--async-failure", help="s3:// path for failed asynchronous requests (default OUTPUT/failures)")
+    d.add_argument("--max-concurrent", type=int, help="async: MaxConcurrentInvocationsPerInstance")
     d.add_argument("--no-wait", action="store_true")
     d.set_defaults(func=cmd_deploy)
 
@@ -132,8 +137,12 @@ def cmd_run(args, ctx) -> int:
             config["endpoint"] = args.endpoint
         if args.region:
             config["region"] = args.region
-    elif args.endpoint:
-        raise CliError("--endpoint is for --engine sagemaker")
+        if args.async_input:
+            config["async_input"] = args.async_input
+        if args.async_timeout:
+            config["async_timeout_s"] = args.async_timeout
+    elif args.endpoint or args.async_input:
+        raise CliError("--endpoint and --async-input are for --engine sagemaker")
     elif args.artifacts:  # motion: its calibration
         config["calibration"] = args.artifacts
     if args.threshold is not None:
@@ -378,6 +387,7 @@ def cmd_deploy(args, ctx) -> int:
 
     res = deploy(args.name, args.image, args.model_data, args.role, instance_type=args.instance_type,
                  instance_count=args.instances, region=args.region, async_output=args.async_output,
+                 async_failure=args.async_failure, max_concurrent=args.max_concurrent,
                  wait=not args.no_wait)
     print(f"endpoint {res.endpoint}: {res.status} (config {res.config}, model {res.model})")
     return 0

@@ -4,11 +4,13 @@
 endpoint config (one variant, ``ml.g4dn.xlarge`` by default) → endpoint → wait until InService.
 ``delete``: endpoint, endpoint config, model (each only if it exists).
 
-Long videos: a real-time invocation is capped at 6 MB and 60 s. For longer clips use SageMaker
-*asynchronous inference* — the same container and model, an endpoint config with
-``AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://…"}}`` (``async_output=`` here), requests
-uploaded to S3 and sent with ``invoke_endpoint_async(InputLocation=…)``; payloads up to 1 GB and
-up to an hour each.
+Long videos: a real-time invocation is capped at 6 MB and 60 s. For longer clips deploy for SageMaker
+*asynchronous inference* (``async_output=``, CLI ``--async-output``): the same container and model, an
+endpoint config with ``AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": …, "S3FailurePath": …},
+"ClientConfig": {"MaxConcurrentInvocationsPerInstance": …}}``, and the container told (environment
+``GHOSTPROBE_VAD_TIME_LIMIT_S`` / ``GHOSTPROBE_VAD_MAX_BODY_MB``) to accept bodies up to 1 GB and work
+up to an hour per request. The client (:mod:`engines.vad.sagemaker`, ``async_input=``) uploads each
+request to S3, calls ``invoke_endpoint_async(InputLocation=…)`` and polls the output/failure locations.
 """
 
 from __future__ import annotations
@@ -19,6 +21,20 @@ from typing import Any
 from engines.errors import EngineError
 
 DEFAULT_INSTANCE = "ml.g4dn.xlarge"
+ASYNC_ENV = {"GHOSTPROBE_VAD_TIME_LIMIT_S": "3600", "GHOSTPROBE_VAD_MAX_BODY_MB": "1024"}
+
+
+def async_inference_config(output: str, failure: str | None = None, max_concurrent: int | None = None
+                           ) -> dict[str, Any]:
+    """The endpoint config's ``AsyncInferenceConfig`` (outputs and failures under S3)."""
+    for what, uri in (("--async-output", output), ("--async-failure", failure)):
+        if uri is not None and not str(uri).startswith("s3://"):
+            raise EngineError(f"{what} must be an s3:// path, not {uri!r}.")
+    out: dict[str, Any] = {"OutputConfig": {"S3OutputPath": output,
+                                            "S3FailurePath": failure or output.rstrip("/") + "/failures"}}
+    if max_concurrent:
+        out["ClientConfig"] = {"MaxConcurrentInvocationsPerInstance": int(max_concurrent)}
+    return out
 
 
 @dataclass
@@ -50,20 +66,25 @@ def _aws_error(e: Exception, what: str) -> EngineError:
 
 def deploy(name: str, image_uri: str, model_data_url: str, role_arn: str, *, instance_type: str = DEFAULT_INSTANCE,
            instance_count: int = 1, region: str | None = None, async_output: str | None = None,
+           async_failure: str | None = None, max_concurrent: int | None = None,
            wait: bool = True, client=None, env: dict[str, str] | None = None) -> DeployResult:
     if not model_data_url.startswith("s3://"):
         raise EngineError("--model-data must be an s3:// URI of model.tar.gz (the three AI-VAD files).")
+    if (async_failure or max_concurrent) and not async_output:
+        raise EngineError("--async-failure and --max-concurrent need --async-output (an asynchronous endpoint).")
+    async_cfg = async_inference_config(async_output, async_failure, max_concurrent) if async_output else None
+    env = {**(ASYNC_ENV if async_output else {}), **dict(env or {})}
     sm = _client(region, client)
     model, config = f"{name}-model", f"{name}-config"
     try:
         sm.create_model(ModelName=model, ExecutionRoleArn=role_arn,
                         PrimaryContainer={"Image": image_uri, "ModelDataUrl": model_data_url,
-                                          "Environment": dict(env or {})})
+                                          "Environment": env})
         variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": model,
                                    "InitialInstanceCount": int(instance_count), "InstanceType": instance_type}
         kwargs: dict[str, Any] = {"EndpointConfigName": config, "ProductionVariants": [variant]}
-        if async_output:
-            kwargs["AsyncInferenceConfig"] = {"OutputConfig": {"S3OutputPath": async_output}}
+        if async_cfg:
+            kwargs["AsyncInferenceConfig"] = async_cfg
         sm.create_endpoint_config(**kwargs)
         arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=config).get("EndpointArn")
         if wait:

@@ -17,7 +17,9 @@
   one image; for JSON, one list per image (or pair) in each field, plus ``pairs`` in clip mode and
   low-resolution ``maps`` (0..1, ``map_width`` cells wide) when asked.
 - Limits as SageMaker applies them: a body over 6 MB → 413; scoring that would pass 60 s is stopped
-  → 408; both with one sentence (use asynchronous inference for long videos: README). Not an image,
+  → 408; both with one sentence (use asynchronous inference for long videos: README). An
+  asynchronous endpoint (deploy ``--async-output``) sets ``GHOSTPROBE_VAD_TIME_LIMIT_S`` (3600) and
+  ``GHOSTPROBE_VAD_MAX_BODY_MB`` (1024) in the container's environment. Not an image,
   bad JSON, an unsupported URI or content type → 400/415 with one sentence.
 
 Artifacts come from ``/opt/ml/model`` (``--model-dir``): the three-file AI-VAD artifact. For tests
@@ -199,7 +201,8 @@ class State:
 def handle_invocation(st: State, content_type: str, body: bytes) -> dict[str, Any]:
     ctype = (content_type or "").split(";")[0].strip().lower()
     if len(body) > st.max_body:
-        raise RequestError(413, f"The request body is {len(body) / 1e6:.1f} MB; SageMaker's limit is 6 MB "
+        raise RequestError(413, f"The request body is {len(body) / 1e6:.1f} MB; this endpoint's limit is "
+                                f"{st.max_body / 1024 / 1024:.0f} MB "
                                 "(send fewer frames per request, S3 URIs, or use asynchronous inference).")
     single = ctype in IMAGE_TYPES
     if single:
@@ -305,7 +308,8 @@ def make_handler(st: State):
                 return self._send(400, {"error": "Content-Length is not a number."})
             if n > st.max_body:
                 self.close_connection = True
-                return self._send(413, {"error": f"The request body is {n / 1e6:.1f} MB; SageMaker's limit is 6 MB "
+                return self._send(413, {"error": f"The request body is {n / 1e6:.1f} MB; this endpoint's limit is "
+                                                 f"{st.max_body / 1024 / 1024:.0f} MB "
                                                  "(send fewer frames per request, S3 URIs, or use asynchronous "
                                                  "inference)."})
             body = self.rfile.read(n) if n else b""
@@ -345,7 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     scorer: Scorer = AiVadScorer(a.model_dir) if a.engine == "aivad" else MotionScorer()
-    srv, _st = make_server(scorer, a.host, a.port)
+    import os
+
+    # an asynchronous endpoint (deploy --async-output) allows 1 GB bodies and an hour per request
+    limit_s = float(os.environ.get("GHOSTPROBE_VAD_TIME_LIMIT_S") or TIME_LIMIT_S)
+    max_mb = float(os.environ.get("GHOSTPROBE_VAD_MAX_BODY_MB") or MAX_BODY / 1024 / 1024)
+    srv, st = make_server(scorer, a.host, a.port, time_limit_s=limit_s)
+    st.max_body = int(max_mb * 1024 * 1024)
     log.info("listening on %s:%d (%s, model dir %s)", a.host, a.port, a.engine, a.model_dir)
     try:
         srv.serve_forever()
