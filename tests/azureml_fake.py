@@ -172,6 +172,7 @@ class FakeAzureML:
         self.deployments: dict[tuple[str, str], dict] = {}  # (endpoint, deployment) -> REST body
         self.operations: dict[str, dict] = {}  # async operation id -> {"polls_left", "done"}
         self.scoring_uri: str | None = None  # where a deployed endpoint says it scores (a loopback server)
+        self.created_at: str | None = None  # endpoints' and deployments' systemData.createdAt (default: now)
         self.endpoint_keys = {"primaryKey": "fake-primary-key-0f1e2d", "secondaryKey": "fake-secondary-key-3c4b5a"}
         self.lock = threading.Lock()
         self.cert, key = self_signed_cert(self.folder)
@@ -300,6 +301,8 @@ class FakeAzureML:
             doc = json.loads(body)
             doc.update(id=arm, name=m.group(3), type=f"Microsoft.MachineLearningServices/workspaces/{m.group(1)}/versions")
             doc.setdefault("systemData", {"createdAt": "2026-12-02T07:00:00Z", "createdBy": "test"})
+            if m.group(1) == "models":  # the service always answers with the model's flavors
+                doc["properties"]["flavors"] = doc["properties"].get("flavors") or {}
             self.assets[arm] = doc
             return h._send(200, doc)
         if m and method == "GET":
@@ -433,8 +436,10 @@ class FakeAzureML:
                 doc = json.loads(body)
                 old = self.endpoints.get(ep)
                 doc.update(id=arm, name=ep, type="Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
-                           systemData=(old or {}).get("systemData") or {"createdAt": now, "createdBy": "test",
-                                                                        "createdByType": "User"})
+                           systemData={**((old or {}).get("systemData") or {"createdAt": self.created_at or now, "createdBy": "test",
+                                                                          "createdByType": "User"}),
+                                       "lastModifiedAt": now, "lastModifiedBy": "test",
+                                       "lastModifiedByType": "User"})
                 props = doc["properties"]
                 props["provisioningState"] = "Updating" if old else "Creating"
                 props["scoringUri"] = self.scoring_uri or f"https://{ep}.eastus.inference.ml.azure.com/score"
@@ -470,8 +475,10 @@ class FakeAzureML:
                 doc = json.loads(body)
                 doc.update(id=arm, name=dep,
                            type="Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
-                           systemData={"createdAt": now, "createdBy": "test", "createdByType": "User"})
+                           systemData={"createdAt": self.created_at or now, "createdBy": "test",
+                                       "createdByType": "User", "lastModifiedAt": now, "lastModifiedBy": "test", "lastModifiedByType": "User"})
                 doc["properties"]["provisioningState"] = "Creating"
+                doc["properties"].setdefault("scaleSettings", {"scaleType": "Default"})  # as the service fills in
                 with self.lock:
                     self.deployments[(ep, dep)] = doc
 

@@ -442,3 +442,110 @@ def test_completed_job_downloaded_over_http_and_ingested_once(fake, tmp_path):
         assert sb.scalar("SELECT count(*) FROM responses WHERE run_id = ?", [run_id]) == 4
     finally:
         sb.close()
+
+
+# -- managed online endpoint: deploy and delete over HTTP (the real CLI) ------------------------------
+def _puts(fake, suffix):
+    return [json.loads(r["body"]) for r in fake.requests if r["method"] == "PUT" and r["path"].endswith(suffix)]
+
+
+def test_online_endpoint_deployed_and_deleted_over_http(fake, tmp_path):
+    """`endpoints deploy --backend azureml` through azure-ai-ml's begin_create_or_update for the endpoint and
+    the deployment (ARM long-running operations polled to Succeeded), the scoring code, environment and
+    model uploaded, traffic routed; the endpoint in the jobs store and the Jobs tab as in service since its
+    deployment was created, cost from that time × instances × the catalogue price; `endpoints delete`
+    polls the delete to the end and stops the clock."""
+    from datetime import timedelta, timezone
+
+    from reports.store import Store
+    from webapp.tabs.jobs import jobs_table_html
+
+    env, az_log = _cli_env(fake, tmp_path)
+    db = tmp_path / "studio.duckdb"
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "videollama2"}')
+    created = datetime.now(timezone.utc) - timedelta(hours=1)
+    fake.created_at = created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    n0 = len(fake.requests)
+    p = _run_cli(env, db, "endpoints", "deploy", "--backend", "azureml", "--name", "gp-vlm-http", "--instance-type",
+                 "Standard_NC24s_v3", "--instance-count", "2", "--model-path", str(model), "--engine", "videollama2",
+                 "--engine-env", "GHOSTPROBE_HF_DTYPE=float16", "--json")
+    out = json.loads(p.stdout)
+    assert out["submitted"] is True and out["job_id"] == "azureml-endpoint:gp-vlm-http" and out["state"] == "running"
+    assert out["traffic"] == {"blue": 100}
+    assert out["scoring_uri"] == "https://gp-vlm-http.eastus.inference.ml.azure.com/score"
+    assert az_log.exists()
+    reqs = fake.requests[n0:]
+
+    # the endpoint: key auth; created, then updated with all traffic on the deployment
+    ep_puts = _puts(fake, "/onlineEndpoints/gp-vlm-http")
+    assert [b["properties"]["authMode"] for b in ep_puts] == ["Key", "Key"]
+    assert ep_puts[0]["properties"].get("traffic") in (None, {}) and ep_puts[1]["properties"]["traffic"] == {"blue": 100}
+    # the deployment: scoring script in the uploaded code, the environment, the instance type and count
+    dep = _puts(fake, "/onlineEndpoints/gp-vlm-http/deployments/blue")[-1]
+    d = dep["properties"]
+    assert d["codeConfiguration"]["scoringScript"] == "engines/cloud/azureml_score.py"
+    assert d["instanceType"] == "Standard_NC24s_v3" and dep["sku"]["capacity"] == 2
+    assert d["endpointComputeType"] == "Managed"
+    assert d["environmentVariables"] == {"GHOSTPROBE_SCORE_ENGINE": "videollama2", "HF_HUB_OFFLINE": "1",
+                                         "GHOSTPROBE_HF_DTYPE": "float16"}
+    assert d["requestSettings"]["maxConcurrentRequestsPerInstance"] == 1
+    env_put = [r for r in reqs if r["method"] == "PUT" and "/environments/" in r["path"]][-1]
+    assert d["environmentId"].endswith(env_put["path"].split("/workspaces/ws-ghost")[1])
+    envp = json.loads(env_put["body"])["properties"]
+    assert envp["image"] == A.DEFAULT_IMAGE and "azureml-inference-server-http>=1.4" in envp["condaFile"]
+    code_put = [r for r in reqs if r["method"] == "PUT" and "/codes/" in r["path"]][-1]
+    assert d["codeConfiguration"]["codeId"].endswith(code_put["path"].split("/workspaces/ws-ghost")[1])
+    code_uri = json.loads(code_put["body"])["properties"]["codeUri"]
+    code_root = "/" + code_uri.split("127.0.0.1")[1].split("/", 1)[1]
+    assert fake.blobs[code_root + "/engines/cloud/azureml_score.py"] == (ROOT / A.SCORING_SCRIPT).read_bytes()
+    # the model: registered as a version, its files uploaded to the workspace's datastore account
+    assert d["model"].endswith("/models/gp-vlm-http-model/versions/1")
+    model_blobs = [r for r in reqs if r["host"] == "gpfakestore.blob.core.windows.net" and r["method"] == "PUT"
+                   and r["path"].endswith("/model/config.json")]
+    assert model_blobs and any(r["body"] == b'{"model_type": "videollama2"}' for r in model_blobs)
+    # every create went through the long-running operation and was polled until it succeeded
+    polls = [r for r in reqs if r["method"] == "GET" and "/operations/" in r["path"]]
+    assert len({r["path"] for r in polls}) == 3 and len(polls) >= 6
+    assert fake.endpoint_keys["primaryKey"] not in p.stdout + p.stderr
+
+    # in the jobs store and the Jobs tab: in service since the deployment was created, 2 instances
+    s = Store(db)
+    try:
+        job = J.get_job(s, out["job_id"])
+        assert job["kind"] == "endpoint" and job["state"] == "running" and job["provider_state"] == "Succeeded"
+        assert job["instance_count"] == 2 and job["location"] == "azure:Standard_NC24s_v3"
+        assert job["started_at"] == created.replace(tzinfo=None)
+        assert job["spec"]["scoring_uri"] == out["scoring_uri"] and job["spec"]["endpoint"]["auth_mode"] == "key"
+        assert not [k for k in fake.endpoint_keys.values() if k in json.dumps(job["spec"])]
+        assert job["cost_usd"] == pytest.approx(1.0 * 2 * 12.24, rel=0.02)  # ~1 h × 2 × $12.24/h
+        html = jobs_table_html(s)
+        row = html.split('data-job="azureml-endpoint:gp-vlm-http"', 1)[1].split("</tr>", 1)[0]
+        assert "gp-state-running" in row and "Standard_NC24s_v3 × 2" in row and "$24." in row
+    finally:
+        s.close()
+    listed = json.loads(_run_cli(env, db, "endpoints", "list", "--json").stdout)["endpoints"]
+    assert [e["job_id"] for e in listed] == [out["job_id"]] and listed[0]["duration_s"] >= 3600
+
+    # delete: the DELETE's long-running operation polled to the end, then the endpoint is gone
+    p = _run_cli(env, db, "endpoints", "delete", "gp-vlm-http", "--backend", "azureml", "--json")
+    r = json.loads(p.stdout)
+    assert r["state"] == "deleted" and r["entered"] == ["deleted"]
+    assert any(q["method"] == "DELETE" and q["path"].endswith("/onlineEndpoints/gp-vlm-http") for q in fake.requests)
+    assert "gp-vlm-http" not in fake.endpoints
+    s = Store(db)
+    try:
+        job = J.get_job(s, out["job_id"])
+        assert job["ended_at"] is not None and [e["state"] for e in J.events(s, job["job_id"])] == \
+            ["queued", "running", "deleted"]
+        final = job["cost_usd"]
+        assert final == pytest.approx((job["ended_at"] - job["started_at"]).total_seconds() / 3600 * 2 * 12.24)
+    finally:
+        s.close()
+    # after deletion the clock has stopped: a later refresh changes nothing
+    time_after = json.loads(_run_cli(env, db, "jobs", "show", out["job_id"], "--json").stdout)
+    assert time_after["cost_usd"] == final and time_after["state"] == "deleted"
+    p = _run_cli(env, db, "endpoints", "delete", "gp-vlm-http", "--backend", "azureml", code=2)
+    assert p.stderr.strip() == ("ghostprobe: Job azureml-endpoint:gp-vlm-http is already deleted; there is nothing "
+                                "to cancel.")

@@ -461,9 +461,13 @@ class AzureMLBackend:
     def cancel(self, job_id: str, kind: str | None = None) -> None:
         if job_id.startswith("azureml-endpoint:") or kind == "endpoint":
             name = job_id.split(":", 1)[1]
+            import contextlib
+            import sys
+
             try:
-                poller = self.client().online_endpoints.begin_delete(name=name)
-                poller.wait(timeout=self.delete_wait_s)  # still "Deleting" after that: a later refresh sees it gone
+                with contextlib.redirect_stdout(sys.stderr):  # the SDK's poll dots are not our output
+                    poller = self.client().online_endpoints.begin_delete(name=name)
+                    poller.wait(timeout=self.delete_wait_s)  # still "Deleting" then: a later refresh sees it gone
             except Exception as e:
                 raise self._error(e, f"delete online endpoint {name}") from None
             return
@@ -651,11 +655,20 @@ def deploy_online(backend: AzureMLBackend, o: OnlineSettings, store: Any = None,
                   provider_state="Creating", compute="managed online endpoint", instance_type=o.instance_type,
                   instance_count=o.instance_count, location=f"azure:{o.instance_type}",
                   url=f"https://ml.azure.com/endpoints/realtime/{o.endpoint}/detail",
-                  created_at=getattr(getattr(ep, "creation_context", None), "created_at", None),
+                  created_at=_endpoint_created(ep),
                   spec={"endpoint": job_spec(endpoint), "deployment": job_spec(deployment),
                         "scoring_uri": out["scoring_uri"]})
         out["state"] = S.refresh(store, job_id, backend, ingest=False)["state"]
     return out
+
+
+def _endpoint_created(ep: Any) -> datetime | None:
+    """When Azure created the endpoint (azure-ai-ml puts systemData.createdAt in its properties)."""
+    raw = (getattr(ep, "properties", None) or {}).get("createdAt")
+    try:
+        return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%S.%f%z") if raw else None
+    except (TypeError, ValueError):
+        return None
 
 
 def online_engine(backend: AzureMLBackend, endpoint: str, **config: Any):
