@@ -264,3 +264,49 @@ def test_contract_errors_are_user_errors_with_chinese_sentences(tmp_path):
             assert re.search(r"[\u4e00-\u9fff]", zq) and "answered" not in zq and "failed" not in zq, zq
             assert MSG.translate(text, "zh").rstrip("。") in zq
     assert len(bad) >= 13 and len(seen) >= 6
+
+
+def test_endpoint_deployed_over_http_is_the_azureml_chat_engine(scoring_server, qwen, store, tmp_path_factory,
+                                                                monkeypatch):
+    """`deploy_online` through azure-ai-ml's real MLClient against the loopback workspace
+    (tests/azureml_fake.py), whose endpoint reports the azmlinfsrv server above as its scoring URI:
+    `online_engine` reads that URI, the traffic's deployment and the key from Azure ML, and the `azureml`
+    chat engine answers through the deployed scoring script."""
+    pytest.importorskip("azure.ai.ml")
+    from azure.ai.ml import MLClient
+    from azure.ai.ml.entities import ManagedOnlineEndpoint
+    from azureml_fake import FakeAzureML, FakeCredential
+
+    from engines.cloud import azureml as A
+    from reports import jobs as J
+
+    url, log = scoring_server
+    sub = "00000000-0000-0000-0000-000000000000"
+    with FakeAzureML(tmp_path_factory.mktemp("azureml-online")) as fake:
+        fake.scoring_uri = url + "/score"
+        for k, v in {"AZUREML_DEV_URL_MFE": fake.url, "REQUESTS_CA_BUNDLE": str(fake.cert),
+                     "HTTPS_PROXY": fake.proxy.url, "NO_PROXY": "127.0.0.1"}.items():
+            monkeypatch.setenv(k, v)
+        client = MLClient(FakeCredential(), sub, "rg-ghost", "ws-ghost", show_progress=False)
+        backend = A.AzureMLBackend(A.AzureMLSettings(subscription_id=sub, resource_group="rg-ghost",
+                                                     workspace="ws-ghost"), ml_client=client)
+        out = A.deploy_online(backend, A.OnlineSettings(endpoint="gp-chat", instance_type="Standard_NC6s_v3",
+                                                        engine="transformers"), store=store)
+        assert out["scoring_uri"] == url + "/score" and out["state"] == "running" and out["traffic"] == {"blue": 100}
+        assert J.get_job(store, "azureml-endpoint:gp-chat")["state"] == "running"
+
+        eng = A.online_engine(backend, "gp-chat")
+        assert any(r["method"] == "POST" and r["path"].endswith("/onlineEndpoints/gp-chat/listKeys")
+                   for r in fake.requests)
+        assert eng.availability() == (True, f"configured, not yet contacted: {url}, deployment blue.")
+        assert eng.cost_location().location == "azure:Standard_NC6s_v3"
+        det = eng.ask(_clip(), [{"role": "user", "content": "这段视频中有鬼探头吗？"}], OPTS)
+        assert det.verdict.status == "unparsed" and det.verdict.ghost_probing is None and det.verdict.raw
+        assert det.call.model == str(qwen) and det.call.completion_tokens == 6 and det.call.device == f"remote {url}"
+        key = fake.endpoint_keys["primaryKey"]
+        assert key not in json.dumps(eng.describe()) and key not in log.read_text(errors="replace")
+
+        # an endpoint that routes no traffic yet is one sentence, not a call to nowhere
+        client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="gp-empty", auth_mode="key")).result()
+        with pytest.raises(EngineError, match="^Online endpoint gp-empty routes no traffic to a deployment yet; "):
+            A.online_engine(backend, "gp-empty")
