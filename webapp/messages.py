@@ -109,7 +109,8 @@ TRANSLATIONS: list[tuple[str, str]] = [
     (r"kind '(?P<v>.*)' contradicts ghost_probing=1", "kind “{v}”与 ghost_probing=1 矛盾"),
     (r"and (?P<n>\d+) more", "另有 {n} 行"),
     (r"(?P<p>.+) has a header but no label rows\.", "{p} 只有表头，没有标签行。"),
-    (r"(?P<p>.+) has no video_id column; (?P<rest>.+)", "{p} 没有 video_id 列（{rest}）"),
+    (r"(?P<p>.+) has no video_id column; expected a header such as (?P<a>\S+) or (?P<b>\S+)\.",
+     "{p} 没有 video_id 列：表头应类似 {a} 或 {b}。"),
     (r"(?P<p>.+) has neither a ground_truth_label nor a ghost_probing column\.",
      "{p} 既没有 ground_truth_label 列，也没有 ghost_probing 列。"),
     (r"A label set name needs 1–64 letters, digits, Chinese characters or - _ \. @ \+\.",
@@ -141,8 +142,6 @@ TRANSLATIONS: list[tuple[str, str]] = [
     (r"Cannot find \"(?P<p>.+)\": no such file or folder\.", "找不到“{p}”：没有这个文件或文件夹。"),
     (r"Cannot read \"(?P<p>.+)\": permission denied\.", "无法读取“{p}”：没有权限。"),
     (r"Cannot read \"(?P<p>.+)\"(?P<rest>.*)", "无法读取“{p}”。"),
-    (r"(?P<p>.+?):? (is|looks) (empty|corrupt|truncated|not a video)(?P<rest>.*)",
-     "{p} 无法作为视频读取（空文件、损坏、截断或不是视频）。"),
     # runs
     (r"A run named '(?P<name>.+)' already exists \((?P<id>.+)\); choose another name\.",
      "已有名为“{name}”的运行（{id}），请换一个名称。"),
@@ -161,11 +160,9 @@ TRANSLATIONS: list[tuple[str, str]] = [
     (r"Cost unknown: the run has no predictions yet\.", "成本未知：该运行还没有预测。"),
     (r"Cost unknown: the run has no location.*", "成本未知：该运行没有记录运行位置（location），无法对应价格。"),
     (r"Cost unknown: no price for (?P<loc>.+?)\.?", "成本未知：价格目录中没有 {loc} 的价格。"),
-    (r"Cost unknown: (?P<why>.+)", "成本未知：{why}"),
     # engines
     (r"ready: weights-free motion detector on CPU", "可用：不需要权重的运动检测器，在 CPU 上运行"),
     (r"ready: weights-free independent-motion map on CPU", "可用：不需要权重的独立运动图，在 CPU 上运行"),
-    (r"ready(?P<rest>.*)", "可用{rest}"),
     (r"configured, not yet contacted: (?P<ep>.+), model (?P<m>.+), video as (?P<vm>\w+)\.",
      "已配置，尚未连接：{ep}，模型 {m}，视频以 {vm} 方式发送。"),
     (r"Not configured: set GHOSTPROBE_OPENAI_BASE_URL \(e\.g\. a vLLM server\) or GHOSTPROBE_OPENAI_API_KEY\.",
@@ -178,22 +175,87 @@ TRANSLATIONS: list[tuple[str, str]] = [
      "未配置工作进程：请把 GHOSTPROBE_VIDEOLLAMA2_URL 设为 {w} 的地址（例如 {u}）。"),
     (r"AI-VAD needs fitted artifacts: set GHOSTPROBE_AIVAD_ARTIFACTS or pass --artifacts \(make them with `ghostprobe vad fit`\)\.",
      "AI-VAD 需要拟合好的模型文件：请设置 GHOSTPROBE_AIVAD_ARTIFACTS 或传入 --artifacts（用 `ghostprobe vad fit` 生成）。"),
-    (r"(?P<e>[\w-]+) needs (?P<what>.+?): set (?P<var>GHOSTPROBE_\w+)(?P<rest>.*)", "{e} 需要 {what}：请设置 {var}。"),
-    (r"Not configured: set (?P<var>GHOSTPROBE_\w+)(?P<rest>.*)", "未配置：请设置 {var}。"),
-    (r"Set (?P<var>GHOSTPROBE_\w+) (?P<rest>.+)", "请设置 {var}。"),
+    (r"The openai engine needs the openai package: pip install (?P<pkg>.+?)\.?", "openai 引擎需要 openai 包：pip install {pkg}。"),
+    (r"The transformers engine needs torch and transformers: pip install (?P<pkg>.+?)\.?",
+     "transformers 引擎需要 torch 和 transformers：pip install {pkg}。"),
     (r"The (?P<e>\w+) engine needs (?P<what>.+?): pip install (?P<pkg>.+)", "{e} 引擎需要 {what}：pip install {pkg}"),
     (r"The model folder (?P<p>.+) does not exist\.", "模型目录 {p} 不存在。"),
     (r"The model folder (?P<p>.+) has no config\.json(?P<rest>.*)", "模型目录 {p} 中没有 config.json。"),
     (r"Model (?P<m>.+) is not in the local Hugging Face cache and downloads are off(?P<rest>.*)",
      "模型 {m} 不在本地 Hugging Face 缓存中，且未允许下载（GHOSTPROBE_ALLOW_DOWNLOAD=1 允许下载）。"),
-    (r"(?P<var>GHOSTPROBE_\w+) must (?P<rest>.+)", "{var} 的值无效：{rest}"),
     (r"Availability check failed: (?P<e>.+)", "可用性检查失败：{e}"),
     (r"torch cannot start here: (?P<e>.+)", "torch 无法在此启动：{e}"),
-    (r"(?P<e>.+) (cannot|can't|does not) (chat|answer chat).*", "{e} 不能对话。"),
-    # prompts
-    (r"(?P<rest>.+) asks the same as (?P<ref>.+)", "内容与 {ref} 相同，没有保存新版本（{rest}）。"),
+    # config
+    (r"GHOSTPROBE_MAX_UPLOAD_MB must be a number of megabytes, such as 500\.",
+     "GHOSTPROBE_MAX_UPLOAD_MB 必须是兆字节数，例如 500。"),
+    (r"GHOSTPROBE_AUTH must look like user:password\.", "GHOSTPROBE_AUTH 必须形如 user:password。"),
+    (r"Cannot create (?P<p>.+): (?P<a>.+) is a file, not a folder\.", "无法创建 {p}：{a} 是文件，不是文件夹。"),
+    (r"Azure ML could not (?P<what>.+?): not found \(HTTP 404\): check the workspace, compute and job name\.",
+     "Azure ML 无法完成（{what}）：找不到（HTTP 404）：请检查工作区、计算资源和任务名称。"),
 ]
-_COMPILED = [(re.compile(p + r"\Z", re.S), z) for p, z in TRANSLATIONS]
+# Catch-alls, tried after every exact sentence (TRANSLATIONS, then webapp.messages_zh.BACKEND_ZH).
+GENERIC: list[tuple[str, str]] = [
+    (r"(?P<p>.+?):? (is|looks) (empty|corrupt|truncated|not a video)(?P<rest>.*)",
+     "{p} 无法作为视频读取（空文件、损坏、截断或不是视频）。"),
+    (r"ready(?P<rest>.*)", "可用{rest}"),
+    (r"Cost unknown: (?P<why>.+)", "成本未知：{why}"),
+    (r"(?P<e>[\w-]+) needs (?P<what>.+?): set (?P<var>GHOSTPROBE_\w+)(?P<rest>.*)", "{e} 需要 {what}：请设置 {var}。"),
+    (r"Not configured: set (?P<var>GHOSTPROBE_\w+)(?P<rest>.*)", "未配置：请设置 {var}。"),
+    (r"Set (?P<var>GHOSTPROBE_\w+) (?P<rest>.+)", "请设置 {var}。"),
+    (r"(?P<var>GHOSTPROBE_\w+) must (?P<rest>.+)", "{var} 的值无效：{rest}"),
+    (r"(?P<e>.+) (cannot|can't|does not) (chat|answer chat).*", "{e} 不能对话。"),
+    (r"(?P<rest>.+) asks the same as (?P<ref>.+)", "内容与 {ref} 相同，没有保存新版本（{rest}）。"),
+    # a path, then what is wrong with it (reports.run_folder's phrases, in BACKEND_ZH)
+    (r"(?P<p>.+?) (?P<why_item>(?:is not a|has|answers) .+)\.", "{p} {why_item}。"),
+]
+
+
+def _backend_pattern(english: str, chinese: str) -> tuple[str, str]:
+    """A BACKEND_ZH entry as a (regex, template) pair: each ``{}`` of the English becomes a group v0, v1, …
+    (any text; ``{+}``: a phrase translated on its own; ``{what}``/``{kind}``: a word of WHAT_ZH/KIND_ZH), and ``{0}``, ``{1}``, … of the Chinese refer to them."""
+    import string
+
+    from webapp.messages_zh import KIND_ZH, WHAT_ZH
+
+    fmt = string.Formatter()
+    rx, names = [], []
+    for lit, field, _, _ in fmt.parse(english):
+        rx.append(re.escape(lit))
+        if field is None:
+            continue
+        if field in ("what", "kind"):  # one of a few words, translated from WHAT_ZH / KIND_ZH
+            names.append(f"v{len(names)}_{field}")
+            words = sorted(WHAT_ZH if field == "what" else KIND_ZH, key=len, reverse=True)
+            rx.append(f"(?P<{names[-1]}>" + "|".join(map(re.escape, words)) + ")")
+        else:  # "{+}": a phrase that is itself translated
+            names.append(f"v{len(names)}" + ("_item" if field == "+" else ""))
+            rx.append(f"(?P<{names[-1]}>.+?)")
+    if not english.endswith((".", "?", "!")):
+        rx.append(r"\.?")  # engines.errors.sentence() ends every message with a full stop
+    zh = []
+    for lit, field, _, _ in fmt.parse(chinese):
+        zh.append(lit.replace("{", "{{").replace("}", "}}"))
+        if field is not None:
+            zh.append("{" + names[int(field)] + "}")
+    return "".join(rx), "".join(zh)
+
+
+def _compiled() -> list[tuple[re.Pattern, str]]:
+    from webapp.messages_zh import BACKEND_ZH, PHRASES_ZH
+
+    def specific_first(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The most fixed text first, a fixed start counting twice ("A prediction record {+}." before
+        "{} has a {} that is not text.")."""
+        def fixed(english: str) -> int:
+            return len(re.sub(r"\{[^{}]*\}", "", english)) + len(english.split("{", 1)[0])
+
+        return [_backend_pattern(e, z) for e, z in sorted(pairs, key=lambda ez: -fixed(ez[0]))]
+
+    return [(re.compile(p + r"\Z", re.S), z)
+            for p, z in [*TRANSLATIONS, *specific_first(BACKEND_ZH), *GENERIC, *specific_first(PHRASES_ZH)]]
+
+
+_COMPILED = _compiled()
 
 
 def add_messages(entries: dict[str, dict[str, str]]) -> None:
@@ -206,8 +268,8 @@ def add_messages(entries: dict[str, dict[str, str]]) -> None:
 
 def add_error_translations(pairs: list[tuple[str, str]]) -> None:
     """More backend sentences to translate: (regex of the English sentence, Chinese template)."""
-    for p, z in pairs:
-        _COMPILED.insert(0, (re.compile(p + r"\Z", re.S), z))
+    for p, z in pairs:  # after TRANSLATIONS' exact sentences, before the backend's list and the catch-alls
+        _COMPILED.insert(len(TRANSLATIONS), (re.compile(p + r"\Z", re.S), z))
 
 
 def lang_of(request: Any = None) -> str:
@@ -277,6 +339,10 @@ def _translate_line(line: str) -> str | None:
                     v = "；".join(_translate_line(x) or x for x in v.split("; "))
                 elif k.endswith("_item"):
                     v = _translate_line(v) or v
+                elif k.endswith(("_what", "_kind")):
+                    from webapp.messages_zh import KIND_ZH, WHAT_ZH
+
+                    v = (WHAT_ZH if k.endswith("_what") else KIND_ZH).get(v, v)
                 vals[k] = v
             return zh.format(**vals)
     return None
