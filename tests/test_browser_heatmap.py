@@ -41,7 +41,13 @@ def _open(page, app) -> None:
 
 def test_motion_heatmap_plays_timeline_seeks_and_is_reused(page, app):
     _open(page, app)
+    # no video yet: Run is off and one sentence says why
+    assert page.locator("#vad-run").is_disabled()
+    assert "先在上方选择一个视频" in page.locator("#vad-need-video").inner_text()
     _pick(page, "vad-video", CLIP)
+    page.wait_for_function("() => !document.querySelector('#vad-run').disabled")
+    page.wait_for_function("() => { const e = document.querySelector('#vad-need-video');"
+                           " return !e || e.offsetParent === null; }")
     page.wait_for_function("() => document.querySelector('#vad-estimate').innerText.includes('预计耗时')",
                            timeout=60_000)
     page.locator("#vad-run").click()

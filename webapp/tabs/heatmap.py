@@ -22,6 +22,7 @@ from webapp.state import AppState, is_user_error, status_md, user_message
 
 log = logging.getLogger(__name__)
 
+NEED_VIDEO = "⚠️ 先在上方选择一个视频，才能运行。"
 add_translations({
     "异常热力图": "Heatmap",
     "异常检测引擎": "Anomaly engine",
@@ -34,6 +35,7 @@ add_translations({
     "最异常的帧": "Most anomalous frames",
     "判定": "Verdict",
     "重新计算（不复用已保存结果）": "Recompute (do not reuse the stored result)",
+    NEED_VIDEO: "⚠️ Pick a video above first; then you can run.",
 })
 
 SEEK_ATTACH_JS = """() => {
@@ -135,8 +137,9 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                 max_side = gr.Slider(160, 960, step=16, value=480, label=t("最长边 (像素)"), elem_id="vad-max-side")
             recompute = gr.Checkbox(value=False, label=t("重新计算（不复用已保存结果）"), elem_id="vad-recompute")
             estimate = gr.Markdown(elem_id="vad-estimate")
+            need_video = gr.Markdown(t(NEED_VIDEO), elem_id="vad-need-video")  # Run is off until one is picked
             with gr.Row():
-                run_btn = gr.Button(t("运行"), variant="primary", elem_id="vad-run")
+                run_btn = gr.Button(t("运行"), variant="primary", elem_id="vad-run", interactive=False)
                 cancel_btn = gr.Button(t("取消"), variant="stop", elem_id="vad-cancel")
             status = gr.Markdown(elem_id="vad-status")
             verdict = gr.Markdown(elem_id="vad-verdict")
@@ -246,7 +249,12 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             "maps": list(getattr(r.artifacts.maps, "shape", ())), "random_weights": r.random_weights}, default=str))
 
     gr.api(heatmap_result, api_name="heatmap_result")
+    def on_pick(video_id: str, name: str):
+        return gr.update(interactive=bool(video_id and name)), gr.update(visible=not video_id)
+
     engine.change(on_engine, [engine, video, fps, max_side], [engine_info, fps, estimate])
+    for comp in (video, engine):
+        comp.change(on_pick, [video, engine], [run_btn, need_video])
     for comp in (video, fps, max_side):
         comp.change(on_estimate, [video, engine, fps, max_side], [estimate])
     refresh.click(on_refresh, [video], [video])
