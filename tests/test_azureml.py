@@ -549,3 +549,52 @@ def test_online_endpoint_deployed_and_deleted_over_http(fake, tmp_path):
     p = _run_cli(env, db, "endpoints", "delete", "gp-vlm-http", "--backend", "azureml", code=2)
     assert p.stderr.strip() == ("ghostprobe: Job azureml-endpoint:gp-vlm-http is already deleted; there is nothing "
                                 "to cancel.")
+
+
+def test_parallel_job_rows_downloaded_over_http_and_a_job_without_outputs(store, fake, client, tmp_path,
+                                                                          monkeypatch):
+    """A parallel job's `results` output holds only the rows Azure ML's append_row wrote: downloaded over
+    HTTP by `jobs.download`, given the manifest from the job's plan and ingested once, cost from the
+    provider's times × nodes. A job that completed without writing its output is one sentence in the
+    refresh and nothing is ingested."""
+    monkeypatch.setenv("HTTPS_PROXY", fake.proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    plan = _plan(store)
+    backend = A.AzureMLBackend(_settings(parallel=2), ml_client=client)
+    ref = backend.submit(plan, store=store)
+    name = ref.job_id.split(":", 1)[1]
+    rows = [RF.make_record(v["video_id"], None,
+                           {"status": "ok", "ghost_probing": i == 0, "confidence": 0.8 - 0.1 * i, "reason": "r",
+                            "raw": '{"ghost_probing": %s}' % ("true" if i == 0 else "false")},
+                           {"latency_s": 1.5 + i, "decode_s": 0.25, "device": "cuda:0"})
+            for i, v in enumerate(plan.videos)]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in reversed(rows))  # tasks finish in any order
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "parallel_run_step.txt").write_text(text, encoding="utf-8")
+    fake.set_status(name, "Running", StartTimeUtc="2026-12-02T07:10:00Z")
+    S.refresh(store, ref.job_id, backend)
+    fake.complete_with_outputs(name, out, EndTimeUtc="2026-12-02T07:40:00Z")
+    r = S.refresh(store, ref.job_id, backend, downloads=tmp_path / "dl")
+    assert r["state"] == "completed" and r["ingest_error"] is None and r["run_id"]
+    assert r["cost_usd"] == pytest.approx(0.5 * 2 * 12.24)
+    got = tmp_path / "dl" / name / "named-outputs" / "results" / "parallel_run_step.txt"
+    assert got.read_text(encoding="utf-8") == text  # the bytes the job wrote, through the storage account
+    run = store.query("SELECT engine, label_set, job_id, status FROM runs WHERE run_id = ?", [r["run_id"]])[0]
+    assert run == {"engine": "baseline", "label_set": "dev", "job_id": ref.job_id, "status": "imported"}
+    preds = store.query("SELECT video_id, ghost_probing, status, confidence FROM predictions WHERE run_id = ? "
+                        "ORDER BY video_id", [r["run_id"]])
+    assert [(p["video_id"], p["ghost_probing"], p["status"]) for p in preds] == [
+        ("images_1_001.avi", True, "ok"), ("images_1_002.avi", False, "ok"), ("images_1_003.avi", False, "ok")]
+    assert S.collect_and_ingest(store, ref.job_id, backend, downloads=tmp_path / "dl2") == r["run_id"]
+    assert store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", [r["run_id"]]) == 3
+
+    # completed, but its output was never written: one sentence, no run, and it stays to be retried
+    plan2 = BatchPlan(**{**asdict(plan), "run_id": plan.run_id + "-empty"})
+    ref2 = backend.submit(plan2, store=store)
+    fake.set_status(ref2.job_id.split(":", 1)[1], "Completed", EndTimeUtc="2026-12-02T07:40:00Z")
+    r2 = S.refresh(store, ref2.job_id, backend, downloads=tmp_path / "dl3")
+    assert r2["state"] == "completed" and r2["run_id"] is None
+    assert r2["ingest_error"].startswith("The job's outputs in ") and r2["ingest_error"].endswith(
+        "hold no results folder.") and "\n" not in r2["ingest_error"]
+    assert ref2.job_id in [x["job_id"] for x in S.refresh_active(store, {"azureml": backend}, ingest=False)]
