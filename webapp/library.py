@@ -266,9 +266,11 @@ class Library:
             lab.import_label_csv(self.store, labels_csv, "demo")
         return [p.name for p in sorted(demo.iterdir()) if p.suffix.lower() in vid.VIDEO_EXTENSIONS]
 
-    def start_demo_clips(self) -> DemoStatus:
+    def start_demo_clips(self, after: threading.Event | None = None) -> DemoStatus:
         """First start without holding the page: render the demo clips in a background thread when the library
-        is empty (see :meth:`ensure_demo_clips`); ``demo_status`` says how far it got."""
+        is empty (see :meth:`ensure_demo_clips`); ``demo_status`` says how far it got. With ``after``, the
+        status is "preparing" at once but the rendering waits until that event is set (the server sets it
+        once it answers HTTP, so the rendering does not compete with the start-up for the CPU)."""
         with self._demo_lock:
             if self._demo.state == "preparing":
                 return self._demo
@@ -278,10 +280,13 @@ class Library:
                 return self._demo
             self._demo = DemoStatus("preparing", started=time.monotonic())
             log.info("demo clips: preparing in the background into %s", self.config.demo_dir)
-            threading.Thread(target=self._render_demo, name="demo-clips", daemon=True).start()
+            threading.Thread(target=self._render_demo, args=(after,), name="demo-clips", daemon=True).start()
             return self._demo
 
-    def _render_demo(self) -> None:
+    def _render_demo(self, after: threading.Event | None = None) -> None:
+        if after is not None:
+            after.wait()
+            log.info("demo clips: rendering (the server answers)")
         t0 = time.monotonic()
         try:
             made = self.ensure_demo_clips()

@@ -5,18 +5,22 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 
 log = logging.getLogger("ghostprobe")
+DEFAULT_CONCURRENCY = 4  # events of one kind running at once (Gradio's default is 1)
 
 
-def prepare(ctx, demo: bool = True):
+def prepare(ctx, demo: bool = True, after=None):
+    """The app's state: the store, the library indexed. ``after`` (a threading.Event): an empty library's demo
+    clips are "preparing" at once but render only once it is set (``serve`` sets it when HTTP answers)."""
     from webapp.library import Library
     from webapp.state import AppState
 
     lib = Library(ctx.config, ctx.store)
     res = lib.scan()
     if demo:  # an empty library gets the demo clips in the background: the page answers first
-        lib.start_demo_clips()
+        lib.start_demo_clips(after=after)
     for path, reason in res.failed.items():
         log.warning("not indexed: %s", reason)
     return AppState(config=ctx.config, store=ctx.store, library=lib)
@@ -103,7 +107,11 @@ def serve(ctx, host: str | None = None, port: int | None = None, demo: bool = Tr
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redact_logs()  # no credential (URL user-info, key, token) in any log line
-    state = prepare(ctx, demo=demo)
+    answering = threading.Event()  # set once HTTP answers: the demo clips render after, not during, start-up
+    state = prepare(ctx, demo=demo, after=answering)
+    # The queue's default concurrency through Gradio's own variable, read when the Blocks is made: calling
+    # .queue() afterwards would rebuild the whole FastAPI app once more (~0.2 s of every start).
+    os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", str(DEFAULT_CONCURRENCY))
     app = build_app(state)
     from webapp.state import guard_user_errors
 
@@ -118,4 +126,6 @@ def serve(ctx, host: str | None = None, port: int | None = None, demo: bool = Tr
         app_kwargs = dict(kwargs.get("app_kwargs") or {})
         app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(LoginGate)]
         kwargs["app_kwargs"] = app_kwargs
-    app.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, show_error=False, **kwargs)
+    app.launch(server_name=host, server_port=port, show_error=False, prevent_thread_lock=True, **kwargs)
+    answering.set()  # launch returns once the server answers
+    app.block_thread()
