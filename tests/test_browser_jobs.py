@@ -4,6 +4,7 @@ server on loopback, cancel, and a completed job's ingested run opened in 报告 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -142,3 +143,116 @@ def test_jobs_tab_shows_seeded_jobs_history_refresh_sync_and_run_in_reports(page
     page.wait_for_function(f"() => document.querySelector('#rep-runs').innerText.includes('{app.run_id}')",
                            timeout=60_000)
     assert app.run_id in page.locator("#rep-run input").input_value()
+
+
+# -- an evaluation submitted from the Prompt Lab -----------------------------------------------------
+def _open_cloud_panel(page, app):
+    page.goto(app.url + "/?__theme=light")
+    page.get_by_role("tab", name="提示词实验室").click()
+    page.wait_for_selector("#lab-matrix")
+    page.wait_for_function("() => /新版本保存到|New versions are saved/.test("
+                           "document.querySelector('#lab-save-where')?.innerText || '')", timeout=60_000)
+    page.locator("#lab-cloud").get_by_text("云端评测（Azure ML）").click()
+    page.wait_for_selector("#lab-cloud-preview", state="visible")
+
+
+def _fill(page, elem_id: str, value: str) -> None:
+    page.locator(f"#{elem_id}").locator("textarea, input").first.fill(value)
+
+
+def _lab_md(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} [data-testid='markdown']").inner_text().strip()
+
+
+def _wait_md(page, elem_id: str, pattern: str, timeout: int = 120_000) -> str:
+    page.wait_for_function(
+        f"() => /{pattern}/.test(document.querySelector(\"#{elem_id} [data-testid='markdown']\")?.innerText || '')",
+        timeout=timeout)
+    return _lab_md(page, elem_id)
+
+
+def test_prompt_lab_cloud_submit_without_a_workspace_is_one_sentence_and_stores_nothing(page, app):
+    _open_cloud_panel(page, app)
+    assert page.locator("#lab-cloud-submit").is_disabled()  # nothing can be submitted before a preview
+    _fill(page, "lab-cloud-compute", "gpu-v100x4")
+    _fill(page, "lab-cloud-sku", "Standard_NC24s_v3")
+    _fill(page, "lab-cloud-videos", "azureml://datastores/workspaceblobstore/paths/dada-dev/")
+    page.locator("#lab-cloud-preview").click()
+    status = _wait_md(page, "lab-cloud-status", "尚未配置")
+    # the spec can be read (the same dry run as `jobs submit-eval --dry-run`) ...
+    page.wait_for_function("() => document.querySelector('#lab-cloud-spec').innerText.includes('engines.cloud.worker')")
+    spec = page.locator("#lab-cloud-spec").inner_text()
+    assert "command job: python -m engines.cloud.worker --plan job/plan.json" in spec
+    assert "compute: gpu-v100x4 · Standard_NC24s_v3 × 1 node(s)" in spec and "openmpi4.1.0-cuda11.8" in spec
+    # ... but not submitted: one sentence, in Chinese, no traceback, the button stays off
+    assert "Azure ML 尚未配置：请设置 GHOSTPROBE_AZUREML_SUBSCRIPTION" in status and "DefaultAzureCredential" in status
+    assert "Traceback" not in status and "尚未提交，也没有联系 Azure" in status
+    assert page.locator("#lab-cloud-submit").is_disabled()
+    page.get_by_role("tab", name="任务").click()
+    page.wait_for_selector("#jobs-table")
+    assert page.locator('#jobs-table tr[data-job^="azureml:"]').count() == 2  # only the two seeded Azure ML jobs
+
+
+@pytest.fixture(scope="module")
+def azure_app(tmp_path_factory):
+    """The real app with a workspace configured: azure-ai-ml's real MLClient against the loopback workspace of
+    tests/azureml_fake.py, signed by the real DefaultAzureCredential (its Azure CLI link, answered by the
+    fake `az` first on PATH) — as after `az login`."""
+    import os
+
+    from tests.azureml_fake import FakeAzureML, fake_az_cli
+
+    work = tmp_path_factory.mktemp("jobs-azure-app")
+    (work / "fake").mkdir()
+    with FakeAzureML(work / "fake") as fake:
+        az = fake_az_cli(work / "az-bin")
+        env = {"PATH": f"{az}{os.pathsep}{os.environ.get('PATH', '')}", "AZURE_TOKEN_CREDENTIALS": "AzureCliCredential",
+               "AZUREML_DEV_URL_MFE": fake.url, "REQUESTS_CA_BUNDLE": str(fake.cert), "NO_PROXY": "127.0.0.1",
+               "GHOSTPROBE_AZUREML_SUBSCRIPTION": "00000000-0000-0000-0000-000000000000",
+               "GHOSTPROBE_AZUREML_RESOURCE_GROUP": "rg-ghost", "GHOSTPROBE_AZUREML_WORKSPACE": "ws-ghost",
+               "GHOSTPROBE_AZUREML_COMPUTE": "gpu-v100x4", "GHOSTPROBE_AZUREML_SKU": "Standard_NC24s_v3",
+               "GHOSTPROBE_AZUREML_VIDEOS": "azureml://datastores/workspaceblobstore/paths/dada-dev/",
+               "AZUREML_CONFIG": "", "AZURE_CLIENT_ID": "", "AZURE_TENANT_ID": "", "AZURE_CLIENT_SECRET": "",
+               "HTTPS_PROXY": "", "https_proxy": ""}
+        with RunningApp(work, env=env) as running:
+            running.fake = fake
+            running.az_log = az / "az-calls.log"
+            yield running
+
+
+def test_prompt_lab_submits_to_azure_ml_and_the_job_shows_in_the_jobs_tab(page, azure_app):
+    app, fake = azure_app, azure_app.fake
+    _open_cloud_panel(page, app)
+    # the workspace's compute, SKU and videos are the panel's first values
+    assert page.locator("#lab-cloud-compute").locator("textarea, input").first.input_value() == "gpu-v100x4"
+    assert page.locator("#lab-cloud-sku").locator("textarea, input").first.input_value() == "Standard_NC24s_v3"
+    page.locator("#lab-cloud-parallel").locator("input").first.fill("2")
+    n0 = len(fake.requests)
+    page.locator("#lab-cloud-preview").click()
+    status = _wait_md(page, "lab-cloud-status", "尚未提交")
+    assert "并行任务" in status and "2 个节点" in status and "gpu-v100x4" in status, status
+    n_videos = re.search(r"(\d+) 个视频", status).group(1)
+    assert len(fake.requests) == n0  # the preview contacts nothing
+    page.wait_for_function("() => document.querySelector('#lab-cloud-spec').innerText.includes('azureml_parallel')")
+    assert "compute: gpu-v100x4 · Standard_NC24s_v3 × 2 node(s)" in page.locator("#lab-cloud-spec").inner_text()
+    page.wait_for_function("() => !document.querySelector('#lab-cloud-submit').disabled")
+
+    page.locator("#lab-cloud-submit").click()
+    status = _wait_md(page, "lab-cloud-status", "已提交|⚠️", timeout=240_000)
+    assert status.startswith("✅") and "已提交" in status, status
+    job_id = re.search(r"azureml:gp-eval-[\w-]+", status).group(0)
+    name = job_id.split(":", 1)[1]
+    assert name in fake.jobs and "get-access-token" in app.az_log.read_text()
+    body = fake.jobs[name]["properties"]
+    assert body["jobType"] == "Pipeline" and body["settings"]["default_compute"].endswith("/computes/gpu-v100x4")
+    assert body["jobs"]["ghostprobe_eval_shard"]["resources"]["instance_count"] == 2
+    assert body["tags"]["engine"] == "baseline" and body["tags"]["videos"] == n_videos
+    assert page.locator("#lab-cloud-submit").is_disabled()  # one submit per preview
+
+    # the Jobs tab lists it at once (queued, 2 nodes), with its link
+    page.get_by_role("tab", name="任务").click()
+    row = page.locator(f'#jobs-table tr[data-job="{job_id}"]')
+    row.wait_for(timeout=60_000)
+    text = row.inner_text()
+    assert "排队中 queued" in text and "gpu-v100x4 · Standard_NC24s_v3 × 2" in text, text
+    assert row.locator("a").get_attribute("href").startswith(f"https://ml.azure.com/runs/{name}")

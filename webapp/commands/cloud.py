@@ -114,12 +114,64 @@ def _usd(v: float | None) -> str:
 
 
 # -- jobs ------------------------------------------------------------------------------------------
-def cmd_submit_eval(args, ctx) -> int:
+def submit_eval(store: Any, *, engine: str, model: str | None = None, label_set: str | None = None,
+                subset: list[str] | None = None, prompt: str | None = None, videos: str | None = None,
+                parallel: int | None = None, mini_batch_size: int | None = None, max_retries: int | None = None,
+                compute: str | None = None, instance_type: str | None = None, instance_count: int | None = None,
+                engine_config: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+                sampling: dict[str, Any] | None = None, worker_adapter: str | None = None,
+                worker_options: list[str] | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """An evaluation as an Azure ML job — the one code path of ``jobs submit-eval`` and the Prompt Lab.
+
+    ``dry_run``: the job specification and plan it would submit (``{"submitted": False, "job", "plan", …}``),
+    contacting nothing. Otherwise the workspace configuration is checked first (one sentence when it is
+    missing, nothing stored), the job submitted and recorded in the jobs store (``{"submitted": True,
+    "job_id", "url", "run_id", "videos"}``). Bad input and every Azure refusal: a GhostProbeError."""
+    import importlib.util
     from dataclasses import asdict
 
     from engines.cloud import azureml as A
     from engines.cloud import service as S
 
+    if importlib.util.find_spec("azure.ai.ml") is None or importlib.util.find_spec("azure.identity") is None:
+        raise CliError(A.availability()[1])
+    if parallel is not None and int(parallel) < 1:
+        raise CliError("--parallel needs at least 1 node.")
+    if instance_count is not None and int(instance_count) < 1:
+        raise CliError("--instance-count needs at least 1 node.")
+    if worker_options:
+        bad = [o for o in worker_options if "=" not in o or not o.split("=", 1)[0].strip()]
+        if bad:
+            raise CliError(f"--worker-option takes KEY=VALUE, not '{bad[0]}'.")
+    over = {k: v for k, v in dict(compute=compute or None, instance_type=instance_type or None, parallel=parallel,
+                                  mini_batch_size=mini_batch_size, max_retries=max_retries,
+                                  instance_count=instance_count, videos=videos or None,
+                                  worker_adapter=worker_adapter,
+                                  worker_options=list(worker_options) if worker_options else None).items()
+            if v is not None}
+    settings = A.AzureMLSettings.from_env(**over)
+    plan = S.build_plan(store, engine=engine, model=model or None, label_set=label_set or None, subset=subset or None,
+                        prompt_ref=prompt or None, options=options or None, sampling=sampling or None,
+                        engine_config=dict(engine_config or {}), instances=settings.nodes,
+                        settings={"location": settings.location})
+    backend = A.AzureMLBackend(settings)
+    if dry_run:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory(prefix="gp-azureml-") as tmp:
+            _, spec = backend.prepare(plan, Path(tmp))
+        ok, why = A.availability(settings)
+        return {"submitted": False, "backend": "azureml", "job": spec, "plan": asdict(plan),
+                "location": settings.location, "nodes": settings.nodes, "ready": ok, "reason": why}
+    ok, why = A.availability(settings)
+    if not ok:
+        raise CliError(why)
+    ref = backend.submit(plan, store=store)
+    return {"submitted": True, "job_id": ref.job_id, "url": ref.url, "run_id": plan.run_id, "videos": len(plan.videos)}
+
+
+def cmd_submit_eval(args, ctx) -> int:
     config: dict[str, Any] = {}
     if args.engine_config:
         try:
@@ -132,49 +184,27 @@ def cmd_submit_eval(args, ctx) -> int:
     options = {k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature))
                if v is not None}
     sampling = {k: v for k, v in (("num_frames", args.num_frames), ("max_side", args.max_side)) if v is not None}
-    over = {k: v for k, v in dict(compute=args.compute, instance_type=args.instance_type, parallel=args.parallel,
-                                  mini_batch_size=args.mini_batch_size, max_retries=args.max_retries,
-                                  instance_count=args.instance_count, videos=args.videos,
-                                  worker_adapter=args.worker_adapter).items() if v is not None}
-    if args.worker_option:
-        bad = [o for o in args.worker_option if "=" not in o or not o.split("=", 1)[0].strip()]
-        if bad:
-            raise CliError(f"--worker-option takes KEY=VALUE, not '{bad[0]}'.")
-        over["worker_options"] = list(args.worker_option)
-    if args.parallel is not None and args.parallel < 1:
-        raise CliError("--parallel needs at least 1 node.")
-    settings = A.AzureMLSettings.from_env(**over)
-    plan = S.build_plan(ctx.store, engine=args.engine, model=args.model, label_set=args.label_set, subset=subset,
-                        prompt_ref=args.prompt, options=options or None, sampling=sampling or None,
-                        engine_config=config, instances=settings.nodes,
-                        settings={"location": settings.location})
-    backend = A.AzureMLBackend(settings)
+    out = submit_eval(ctx.store, engine=args.engine, model=args.model, label_set=args.label_set, subset=subset,
+                      prompt=args.prompt, videos=args.videos, parallel=args.parallel,
+                      mini_batch_size=args.mini_batch_size, max_retries=args.max_retries, compute=args.compute,
+                      instance_type=args.instance_type, instance_count=args.instance_count, engine_config=config,
+                      options=options, sampling=sampling, worker_adapter=args.worker_adapter,
+                      worker_options=args.worker_option, dry_run=args.dry_run)
     if args.dry_run:
-        import tempfile
-        from pathlib import Path
-
-        with tempfile.TemporaryDirectory(prefix="gp-azureml-") as tmp:
-            _, spec = backend.prepare(plan, Path(tmp))
-        out = {"submitted": False, "backend": "azureml", "job": spec, "plan": asdict(plan),
-               "location": settings.location, "nodes": settings.nodes}
+        out = {k: v for k, v in out.items() if k not in ("ready", "reason")}
         if args.json:
             print_json(out)
         else:
             import yaml
 
-            print(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False))
-            print(f"# dry run: {len(plan.videos)} videos, {settings.nodes} node(s), nothing submitted")
+            print(yaml.safe_dump(out["job"], allow_unicode=True, sort_keys=False))
+            print(f"# dry run: {len(out['plan']['videos'])} videos, {out['nodes']} node(s), nothing submitted")
         return 0
-    ok, why = A.availability(settings)
-    if not ok:
-        raise CliError(why)
-    ref = backend.submit(plan, store=ctx.store)
-    out = {"submitted": True, "job_id": ref.job_id, "url": ref.url, "run_id": plan.run_id, "videos": len(plan.videos)}
     if args.json:
         print_json(out)
     else:
-        print(f"submitted {ref.job_id} ({len(plan.videos)} videos); watch it with `ghostprobe jobs refresh "
-              f"{ref.job_id}` or in the studio: {ref.url}")
+        print(f"submitted {out['job_id']} ({out['videos']} videos); watch it with `ghostprobe jobs refresh "
+              f"{out['job_id']}` or in the studio: {out['url']}")
     return 0
 
 

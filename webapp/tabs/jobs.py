@@ -210,6 +210,13 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     auto.change(_timer, [auto, interval], [timer])
     interval.change(_timer, [auto, interval], [timer])
 
+    lab = (shared or {}).get("prompt_lab") or {}
+    if lab.get("cloud_job") is not None:  # a job submitted from the Prompt Lab shows here at once, auto refresh on
+        def on_submitted(job_id, on, secs):
+            return (*_view(job_id or None), _timer(on, secs))
+
+        lab["cloud_job"].change(on_submitted, [lab["cloud_job"], auto, interval], [*outs, timer])
+
     rep = (shared or {}).get("reports") or {}
     if rep.get("run") is not None:
         def show_run(job_id):

@@ -95,6 +95,20 @@ add_translations({
     "取消隐藏": "Unhide",
     "确认删除（预测和评审一并删除，无法恢复）": "Yes, delete it (its predictions and reviews go too; no undo)",
     "删除运行": "Delete run",
+    "云端评测（Azure ML）": "Cloud evaluation (Azure ML)",
+    "用上面“运行”中的提示词版本、引擎、标签集和视频子集，在 Azure ML 的 GPU 集群上评测：先预览任务规格，再提交。":
+        "Evaluate the prompt version, engine, label set and subset chosen under Run on an Azure ML GPU cluster: "
+        "preview the job spec first, then submit it.",
+    "后端": "Backend",
+    "模型（可选）": "Model (optional)",
+    "计算集群": "Compute cluster",
+    "实例类型（SKU）": "Instance type (SKU)",
+    "节点数": "Instance count",
+    "并行节点数（0 = 单个命令任务）": "Parallel nodes (0 = one command job)",
+    "视频位置（Azure）": "Videos in Azure",
+    "预览任务规格": "Preview job spec",
+    "提交到 Azure ML": "Submit to Azure ML",
+    "任务规格（预览，未提交）": "Job spec (preview, not submitted)",
 })
 
 msg.add_messages({
@@ -193,7 +207,34 @@ msg.add_messages({
     "lab_flips": {"zh": "**翻转的视频**：A 对→B 错（{n1}）：{l1}；A 错→B 对（{n2}）：{l2}。",
                   "en": "**Flipped videos**: A right → B wrong ({n1}): {l1}; A wrong → B right ({n2}): {l2}."},
     "lab_none": {"zh": "无", "en": "none"},
+    "lab_cloud_need_preview": {"zh": "请先点“预览任务规格”：提交的就是预览里的任务。",
+                               "en": "Preview the job spec first: what is submitted is what the preview shows."},
+    "lab_cloud_preview": {"zh": "任务规格如下（{kind}，{n} 个视频，{nodes} 个节点，{where}）：尚未提交，也没有联系 Azure。",
+                          "en": "The job spec below ({kind}, {n} videos, {nodes} node(s), {where}): nothing submitted, Azure not contacted."},
+    "lab_cloud_kind_cmd": {"zh": "命令任务", "en": "command job"},
+    "lab_cloud_kind_par": {"zh": "并行任务", "en": "parallel job"},
+    "lab_cloud_not_ready": {"zh": "现在还不能提交：{why}", "en": "It cannot be submitted yet: {why}"},
+    "lab_cloud_submitted": {"zh": "已提交 **{job}**（{n} 个视频，运行 {run}）：在“任务”标签页查看状态和成本；日志见 Azure ML studio：{url}",
+                            "en": "Submitted **{job}** ({n} videos, run {run}): its state and cost are in the Jobs tab; logs in Azure ML studio: {url}"},
+    "lab_cloud_backend": {"zh": "只支持 Azure ML 后端。", "en": "Only the Azure ML backend is supported."},
+    "lab_cloud_bad_number": {"zh": "{what}必须是正整数，而不是“{v}”。", "en": "{what} must be a whole number above 0, not '{v}'."},
 })
+msg.add_error_translations([
+    (r"Azure ML needs azure-ai-ml and azure-identity: pip install (?P<pkg>.+?)\.?",
+     "Azure ML 需要 azure-ai-ml 和 azure-identity：pip install {pkg}。"),
+    (r"Azure ML is not configured: set (?P<vars>.+?) \(or AZUREML_CONFIG to the studio's config\.json\); (?P<rest>.+)",
+     "Azure ML 尚未配置：请设置 {vars}（或把 AZUREML_CONFIG 设为 studio 的 config.json）；凭据只来自 "
+     "DefaultAzureCredential（az login、托管标识或 AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET）。"),
+    (r"Name a compute cluster (?P<rest>.+)", "请指定计算集群（GHOSTPROBE_AZUREML_COMPUTE 或 --compute），或无服务器的实例类型（--instance-type，例如 Standard_NC24s_v3）。"),
+    (r"Say where the videos are in Azure: (?P<rest>.+)",
+     "请说明视频在 Azure 中的位置：azureml://datastores/<存储>/paths/<目录>，或数据资产 azureml:<名称>:<版本>（GHOSTPROBE_AZUREML_VIDEOS）。"),
+    (r"configured, not yet contacted: workspace (?P<ws>\S+), (?P<where>.+?)\.?", "已配置，尚未连接：工作区 {ws}，{where}。"),
+    (r"Azure ML refused to (?P<what>.+?) \(HTTP (?P<c>\d+)\): (?P<rest>.+)",
+     "Azure ML 拒绝了请求（{what}，HTTP {c}）：已登录的身份需要工作区的 AzureML Data Scientist 角色。"),
+    (r"Azure ML could not (?P<what>.+?): (?P<why>.+)", "Azure ML 操作失败（{what}）：{why}"),
+    (r"A videollama2 job runs as one command job (?P<rest>.+)", "videollama2 任务以单个命令任务运行（工作进程用 device_map=auto 把模型分布到一个节点的多块 GPU 上）：请去掉并行节点数。"),
+    (r"A videollama2 job uses one node (?P<rest>.+)", "videollama2 任务只用一个节点（节点数 1）：命令任务的每个节点都会回答每个视频。"),
+])
 msg.add_error_translations([
     (r"the new version asks the same as (?P<ref>\S+); (?P<rest>.+)", "新版本与 {ref} 的内容相同，没有保存：请修改系统提示词、用户提示词或少样本示例。"),
     (r"Hiding runs needs .+", "这个版本还不能隐藏运行。"),
@@ -619,6 +660,49 @@ def run_summary_md(summary: dict[str, Any], label_set: str | None, lang: str = "
                   u=s["unparsed"], e=s["errors"], extra=extra, cov=cov, txt=s["text"], w=s["wall_s"])
 
 
+# -- cloud evaluation ---------------------------------------------------------------------------------
+def _azure_defaults() -> dict[str, str]:
+    """The panel's first values: the workspace's compute, SKU and videos from the environment (no SDK import)."""
+    try:
+        from engines.cloud.azureml import AzureMLSettings
+
+        s = AzureMLSettings.from_env()
+        return {"compute": s.compute or "", "instance_type": s.instance_type or "", "videos": s.videos or ""}
+    except Exception as e:  # never take the tab down for a default
+        log.warning("Azure ML defaults: %s", e)
+        return {"compute": "", "instance_type": "", "videos": ""}
+
+
+def _cloud_where(out: dict[str, Any]) -> str:
+    """Where a previewed job runs, in words: cluster (× SKU) or serverless SKU."""
+    job = out.get("job") or {}
+    compute = job.get("compute") or (job.get("settings") or {}).get("default_compute")
+    sku = (out.get("location") or "").split(":")[1] if out.get("location") else None
+    compute = str(compute).split(":", 1)[1] if str(compute or "").startswith("azureml:") else compute
+    where = f"{compute}" if compute else "serverless"
+    return where + (f" · {sku}" if sku else "")
+
+
+def _cloud_spec_text(out: dict[str, Any], full_yaml: str) -> str:
+    """The dry run's spec as YAML under a few comment lines with what matters most (the editor shows the top)."""
+    job = out.get("job") or {}
+    par = (job.get("jobs") or {}).get("ghostprobe_eval_shard")
+    comp = job.get("component") or {}
+    env = (par or {}).get("task", {}).get("environment") if par else job.get("environment")
+    image = env.get("image") if isinstance(env, dict) else env
+    if par:
+        run = f"parallel job: {par['task'].get('entry_script')} {par['task'].get('program_arguments') or ''}".strip()
+        run += (f"; {par.get('mini_batch_size')} videos per task, {par.get('retry_settings', {}).get('max_retries')} "
+                f"retries per failed mini-batch")
+    else:
+        run = f"command job: {comp.get('command') or job.get('command')}"
+    videos = ((job.get("inputs") or {}).get("videos") or {}).get("path")
+    head = ["# what would be submitted: the same dry run as `ghostprobe jobs submit-eval --dry-run`",
+            f"# {run}", f"# compute: {_cloud_where(out)} × {out.get('nodes')} node(s)", f"# environment: {image}",
+            f"# videos: {len(out['plan']['videos'])} from {videos}", ""]
+    return "\n".join(head) + full_yaml
+
+
 # -- the tab ------------------------------------------------------------------------------------------
 def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, Any]:
     plib0 = load_library(state)
@@ -675,6 +759,33 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             resume_btn = gr.Button(t("继续运行"), scale=1, elem_id="lab-resume")
             retry_btn = gr.Button(t("重试出错的视频"), scale=1, elem_id="lab-retry")
         run_status = gr.Markdown(elem_id="lab-run-status")
+
+    az0 = _azure_defaults()
+    with gr.Accordion(t("云端评测（Azure ML）"), open=False, elem_id="lab-cloud"):
+        gr.Markdown(t("用上面“运行”中的提示词版本、引擎、标签集和视频子集，在 Azure ML 的 GPU 集群上评测：先预览任务规格，再提交。"))
+        with gr.Row():
+            c_backend = gr.Dropdown(choices=[("Azure ML", "azureml")], value="azureml", label=t("后端"), scale=1,
+                                    elem_id="lab-cloud-backend")
+            c_model = gr.Textbox(label=t("模型（可选）"), scale=2, elem_id="lab-cloud-model",
+                                 placeholder="DAMO-NLP-SG/VideoLLaMA2.1-7B-16F")
+            c_compute = gr.Textbox(value=az0["compute"], label=t("计算集群"), scale=2, elem_id="lab-cloud-compute",
+                                   placeholder="gpu-v100x4")
+            c_sku = gr.Textbox(value=az0["instance_type"], label=t("实例类型（SKU）"), scale=2, elem_id="lab-cloud-sku",
+                               placeholder="Standard_NC24s_v3")
+        with gr.Row():
+            c_count = gr.Number(value=1, precision=0, minimum=1, label=t("节点数"), scale=1, elem_id="lab-cloud-count")
+            c_parallel = gr.Number(value=0, precision=0, minimum=0, label=t("并行节点数（0 = 单个命令任务）"), scale=1,
+                                   elem_id="lab-cloud-parallel")
+            c_videos = gr.Textbox(value=az0["videos"], label=t("视频位置（Azure）"), scale=3, elem_id="lab-cloud-videos",
+                                  placeholder="azureml://datastores/workspaceblobstore/paths/dada-dev/")
+        with gr.Row():
+            c_preview = gr.Button(t("预览任务规格"), elem_id="lab-cloud-preview")
+            c_submit = gr.Button(t("提交到 Azure ML"), variant="primary", interactive=False, elem_id="lab-cloud-submit")
+        c_status = gr.Markdown(elem_id="lab-cloud-status")
+        c_spec = gr.Code(language="yaml", label=t("任务规格（预览，未提交）"), interactive=False, elem_id="lab-cloud-spec",
+                         max_lines=40)
+    c_params = gr.State(None)  # what the preview showed: the submit sends exactly that
+    cloud_job = gr.State("")  # the id of the job submitted last; the Jobs tab listens to it
 
     with gr.Accordion(t("管理运行"), open=False, elem_id="lab-manage"):
         with gr.Row():
@@ -1007,6 +1118,69 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         text = msg.md("lab_fixed", lang, v=vid, t=target, p=parent)
         return msg.status(text), label_md(state, target, vid, lang), gr.update(choices=label_set_choices(state, lang))
 
+    # cloud evaluation (the same path as `jobs submit-eval`: webapp.commands.cloud.submit_eval)
+    def cloud_params(ref, eng, ls, vids, backend, model, compute, sku, count, par, uri, lang: str) -> dict[str, Any]:
+        from webapp.cli import CliError
+
+        if backend != "azureml":
+            raise CliError(msg.m("lab_cloud_backend", lang))
+        if not eng:
+            raise CliError(msg.m("lab_need_engine", lang))
+        if not ls and not vids:
+            raise CliError(msg.m("lab_need_set", lang))
+        if takes_prompt(eng) and not ref:
+            raise CliError(msg.m("lab_need_prompt", lang))
+        nums = {}
+        for key, what, v, low in (("instance_count", t("节点数"), count, 1), ("parallel", t("并行节点数（0 = 单个命令任务）"), par, 0)):
+            try:
+                n = int(v if v not in (None, "") else low)
+                if n != float(v if v not in (None, "") else low) or n < low:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise CliError(msg.m("lab_cloud_bad_number", lang, what=what, v=v)) from None
+            nums[key] = n
+        return {"engine": eng, "model": (model or "").strip() or None, "label_set": ls or None,
+                "subset": list(vids or []) or None, "prompt": ref if takes_prompt(eng) else None,
+                "videos": (uri or "").strip() or None, "compute": (compute or "").strip() or None,
+                "instance_type": (sku or "").strip() or None, "instance_count": nums["instance_count"],
+                "parallel": nums["parallel"] or None}
+
+    def on_cloud_preview(ref, eng, ls, vids, backend, model, compute, sku, count, par, uri, request: gr.Request = None):
+        import yaml
+
+        from webapp.commands.cloud import submit_eval
+
+        lang = msg.lang_of(request)
+        try:
+            params = cloud_params(ref, eng, ls, vids, backend, model, compute, sku, count, par, uri, lang)
+            out = submit_eval(state.store, dry_run=True, **params)
+        except Exception as e:
+            return fail(e, "cloud preview", lang), "", gr.update(interactive=False), None
+        s = _cloud_where(out)
+        text = msg.status(msg.md("lab_cloud_preview", lang, n=len(out["plan"]["videos"]), nodes=out["nodes"], where=s,
+                                 kind=msg.m("lab_cloud_kind_par" if params["parallel"] else "lab_cloud_kind_cmd", lang)))
+        if not out["ready"]:  # the spec can be read; submitting needs the workspace (one sentence, nothing stored)
+            text += "\n\n" + msg.status(msg.md("lab_cloud_not_ready", lang, why=msg.translate(out["reason"], lang)),
+                                         ok=False)
+        spec = _cloud_spec_text(out, yaml.safe_dump(out["job"], allow_unicode=True, sort_keys=False))
+        return text, spec, gr.update(interactive=bool(out["ready"])), params if out["ready"] else None
+
+    def on_cloud_submit(params, request: gr.Request = None):
+        from webapp.commands.cloud import submit_eval
+
+        lang = msg.lang_of(request)
+        if not params:
+            return msg.status(msg.m("lab_cloud_need_preview", lang), ok=False), gr.skip(), gr.update(interactive=False)
+        try:
+            out = submit_eval(state.store, **params)
+        except Exception as e:
+            return fail(e, "cloud submit", lang), gr.skip(), gr.update()
+        return (msg.status(msg.md("lab_cloud_submitted", lang, job=out["job_id"], n=out["videos"], run=out["run_id"],
+                                  url=out["url"])), out["job_id"], gr.update(interactive=False))
+
+    def on_cloud_changed():
+        return gr.update(interactive=False), None
+
     def on_compare(a, b, policy, ls, request: gr.Request = None):
         lang = msg.lang_of(request)
         try:
@@ -1095,6 +1269,12 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     fix_btn.click(on_fix, [d_video, d_run, label_set, fix_kind, fix_onset, fix_note], [fix_status, d_label, label_set])
     cmp_btn.click(on_compare, [cmp_a, cmp_b, cmp_policy, label_set], [cmp_out])
 
+    c_inputs = [prompt_dd, engine, label_set, videos, c_backend, c_model, c_compute, c_sku, c_count, c_parallel, c_videos]
+    c_preview.click(on_cloud_preview, c_inputs, [c_status, c_spec, c_submit, c_params])
+    c_submit.click(on_cloud_submit, [c_params], [c_status, cloud_job, c_submit])
+    for comp in c_inputs:  # a changed choice needs a new preview: what is submitted is what was shown
+        comp.change(on_cloud_changed, None, [c_submit, c_params], show_progress="hidden")
+
     def on_page_load(ref, ls, request: gr.Request = None):
         """A fresh page shows what the store holds now (runs made elsewhere, new label sets, new versions), in the
         browser's language, with the label set used last and the Run button off while a run is going."""
@@ -1121,7 +1301,8 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     on_load(on_page_load, [prompt_dd, label_set],
             [prompt_dd, yaml_view, diff_view, system, user, few_shot, notes, label_set, videos, *list_outs,
              d_video, engine, *run_buttons, save_where])
-    return {"prompt": prompt_dd, "label_set": label_set, "runs": runs_dd, "matrix": matrix, "last_run": last_run}
+    return {"prompt": prompt_dd, "label_set": label_set, "runs": runs_dd, "matrix": matrix, "last_run": last_run,
+            "cloud_job": cloud_job}
 
 
 def on_load(fn, inputs, outputs) -> None:
