@@ -10,11 +10,14 @@ Figures (one JSON line each, ≥ 3 interleaved repetitions, min and median, targ
   every query, table and figure of one click) called in-process; *cold* = right after one new prediction
   was written into the newest run through reports.runs.add_prediction (the first open after new
   predictions), *warm* = the same click again, *first* = an empty cache (the first open after start).
-- ``click_refresh_browser_*``: the same click in headless Chromium against the tab served on loopback,
-  from the click to the page showing the new coverage (cold) or to the event's end (warm).
-- ``query_*``: each query the click runs, cold (after one new prediction) and warm.
+- ``click_refresh_browser_*``: the same click in headless Chromium against the tab served on loopback
+  (Gradio's queue, postprocessing and transport included), from the click to the page showing the new
+  coverage (cold) or to the event's end (warm); ``*_drawn``: to the frame after the page's last change, every
+  chart Plotly redrew included.
+- ``query_*``: each query the click runs, with the tab's arguments, cold (after one new prediction) and warm.
 - Reference, timed in the same loop: ``SELECT count(*) FROM predictions`` (a scan of the view) and a DuckDB
-  aggregate of the whole view (the per-run confusion counts the tab shows, computed from scratch).
+  aggregate of the whole view (the per-run confusion counts the tab shows, computed from scratch); in the
+  browser loop, the cheapest click of the same page (a button whose handler returns one Markdown string).
 
 Target: a refresh ≤ 300 ms cold at 1M predictions. Nothing is written outside a temporary folder.
 Usage: python bench/bench_reports.py [--runs 200] [--videos 5000] [--repeats 5] [--no-browser]
@@ -163,29 +166,35 @@ def reports_blocks(store, tmp: Path):
         with gr.Tabs():
             with gr.Tab("报告", id="reports", elem_id="tab-reports"):
                 tab.build(state, {})
+        # the browser reference: the cheapest click this page can make (one Markdown from a constant handler),
+        # timed in the same loop, so a figure can be read against what the machine gives any click right now
+        ref_btn = gr.Button("ref", elem_id="bench-ref-btn")
+        ref_out = gr.Markdown(elem_id="bench-ref-out")
+        ref_btn.click(lambda: f"ref {time.time():.3f}", None, ref_out)
     refresh = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_refresh")
     args = (tab.ALL, tab.ALL, tab.ALL, tab.ALL, tab.ALL, "", False, "")
     return demo, state, (lambda: refresh(*args, request=None))
 
 
 def tab_queries(store, state, newest: str):
-    """The queries one refresh runs, in the tab's order (webapp/tabs/reports.py on_refresh → on_filter → detail)."""
+    """The queries one refresh runs, in the tab's order (webapp/tabs/reports.py on_refresh → on_filter → detail),
+    each with the arguments the tab passes. Within a click the tab lists runs once (the runs listing and overview
+    are shared by every caller of the click), looks costs up once for the table, the cost chart and the run, and
+    draws the prompt-version chart from the overview it has; here each is timed on its own, outside a click."""
     from reports import costs, metrics
     from webapp.tabs import reports as tab
 
-    def ids():
-        return [r["run_id"] for r in tab.filtered(state)]
-
+    ids = [r["run_id"] for r in tab.filtered(state)]  # the runs the tab shows (a new prediction changes no id)
+    ls = store.scalar("SELECT label_set FROM runs WHERE run_id = ?", [newest])
     return {
         "runs_overview": lambda: metrics.runs_overview(store),
-        "runs_listing_coverage": lambda: metrics.runs_listing(store, include_hidden=True),
-        "runs_costs_table": lambda: costs.runs_costs(store, ids()),
+        "runs_listing_coverage": lambda: metrics.runs_listing(store, include_hidden=True, selection=False),
+        "runs_costs_filtered": lambda: costs.runs_costs(store, ids),
         "run_metrics_newest": lambda: metrics.run_metrics(store, newest),
         "scored_answers_newest": lambda: metrics.scored_answers(store, newest),
-        "latency_by_engine_filtered": lambda: metrics.latency_by_engine(store, ids()),
-        "runs_costs_chart": lambda: costs.runs_costs(store, ids()[:tab.CHART_RUNS]),
-        "run_cost_newest": lambda: costs.run_cost(store, newest),
-        "by_prompt_version": lambda: metrics.by_prompt_version(store),
+        "latency_by_engine_filtered": lambda: metrics.latency_by_engine(store, ids),
+        "by_prompt_version_with_overview": lambda: metrics.by_prompt_version(
+            store, label_set=ls, overview=metrics.runs_overview(store)),
     }
 
 
@@ -201,18 +210,30 @@ def references(store) -> dict:
 
 
 # -- the browser ----------------------------------------------------------------------------------------------
-# Click, then resolve once the output's status tracker has been pending and is no longer, two frames later.
-CLICK_JS = """([button, output]) => new Promise((resolve, reject) => {
-  const root = document.querySelector(output); const t = {busy: false};
+# Click; the event has ended once the output's status tracker has been pending and is no longer (two frames
+# later: painted). The page has finished once nothing in it changed for QUIET_MS after that: the click's time
+# "drawn" runs to the frame after the page's last change (the last chart Plotly drew), the quiet wait excluded.
+QUIET_MS = 400
+CLICK_JS = """([button, output, quiet]) => new Promise((resolve, reject) => {
+  const root = document.querySelector(output); const t = {busy: false, ended: null, painted: null};
+  const check = () => {
+    if (t.ended === null || performance.now() - t.last < quiet) return;
+    obs.disconnect(); clearInterval(t.poll); clearTimeout(t.timer);
+    resolve({ended: t.ended - t.start, drawn: Math.max(t.ended, t.painted) - t.start});
+  };
   const obs = new MutationObserver(() => {
+    t.last = performance.now();
+    requestAnimationFrame(() => { t.painted = performance.now(); });
     const busy = !!root.querySelector('[data-testid=status-tracker]:not(.hide)');
     if (busy) { t.busy = true; return; }
-    if (t.busy) { obs.disconnect(); clearTimeout(t.timer);
-      requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t.start))); }
+    if (t.busy && t.ended === null) {
+      requestAnimationFrame(() => requestAnimationFrame(() => { t.ended = performance.now(); }));
+    }
   });
-  obs.observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
-  t.timer = setTimeout(() => { obs.disconnect(); reject(new Error('no answer within 60 s')); }, 60000);
-  t.start = performance.now(); document.querySelector(button).click();
+  obs.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+  t.poll = setInterval(check, 20);
+  t.timer = setTimeout(() => { obs.disconnect(); clearInterval(t.poll); reject(new Error('no answer within 60 s')); }, 60000);
+  t.start = performance.now(); t.last = t.start; document.querySelector(button).click();
 })"""
 
 
@@ -230,7 +251,7 @@ def browser_clicks(demo, write, repeats: int, ref_fns: dict) -> None:
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 show_error=False)
     url = f"http://127.0.0.1:{port}/?__theme=light"
-    cold, warm, load, ref = [], [], [], []
+    cold, warm, cold_drawn, warm_drawn, load, ref, ref_click = [], [], [], [], [], [], []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
@@ -242,24 +263,36 @@ def browser_clicks(demo, write, repeats: int, ref_fns: dict) -> None:
             load.append((time.perf_counter() - t0) * 1000)
             page.wait_for_timeout(500)
 
-            def click_until_done(changes: bool) -> float:
-                """In-page time from the click to the end of the event's pending state (+ 2 painted frames)."""
+            def click_until_done(changes: bool) -> dict:
+                """In-page times from the click: the event's end (pending over, + 2 frames) and the last change
+                the page drew (charts included)."""
                 before = page.inner_text("#rep-metrics")
-                took = page.evaluate(CLICK_JS, ["#rep-refresh", "#rep-metrics"])
+                took = page.evaluate(CLICK_JS, ["#rep-refresh", "#rep-metrics", QUIET_MS])
                 if changes and page.inner_text("#rep-metrics") == before:
                     raise RuntimeError("the refresh did not show the new prediction")
-                return float(took)
+                return took
 
             for _ in range(repeats):
                 ref.append(ms(ref_fns["ref_count_view"]))
+                ref_click.append(page.evaluate(CLICK_JS, ["#bench-ref-btn", "#bench-ref-out", QUIET_MS])["drawn"])
                 write()
-                cold.append(click_until_done(True))
-                warm.append(click_until_done(False))
+                c = click_until_done(True)
+                w = click_until_done(False)
+                cold.append(c["ended"]), cold_drawn.append(c["drawn"])
+                warm.append(w["ended"]), warm_drawn.append(w["drawn"])
             browser.close()
     finally:
         demo.close()
-    emit("click_refresh_browser_cold", cold, target=TARGET_MS, note="click → page shows the new coverage (pending ends + 2 frames)")
+    emit("ref_click_trivial_browser", ref_click,
+         note="click → a one-Markdown handler's answer drawn: the floor of any click on this machine now")
+    emit("click_refresh_browser_cold", cold, target=TARGET_MS,
+         note="click → the page shows the new coverage (the event's pending state ends, + 2 frames)")
+    emit("click_refresh_browser_cold_drawn", cold_drawn, target=TARGET_MS,
+         vs_ref_click_trivial=round(statistics.median(cold_drawn) / statistics.median(ref_click), 2),
+         note=f"click → the frame after the page's last change (every chart drawn; {QUIET_MS} ms quiet after)")
     emit("click_refresh_browser_warm", warm, target=TARGET_MS, note="click → pending state ends + 2 frames")
+    emit("click_refresh_browser_warm_drawn", warm_drawn, target=TARGET_MS,
+         note="click → the frame after the page's last change")
     emit("page_load_reports_tab_browser", load, note="goto → first refresh painted (cache filled at build)")
     emit("ref_count_view_in_browser_loop", ref)
 

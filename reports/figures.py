@@ -215,6 +215,24 @@ def pr_points(y: Sequence[bool], s: Sequence[float]) -> tuple[np.ndarray, np.nda
     return tps / P, tps / pred
 
 
+# Points closer than this (in both axes, data units on 0–1 axes) to the point kept before them are not sent:
+# about one pixel on the widest chart, well inside a marker, so the curve looks the same. A run of thousands
+# of answers has a threshold every 1/n; at 1M predictions those SVG markers were most of the click's drawing.
+CURVE_RESOLUTION = 0.002
+
+
+def thin_curve(x: np.ndarray, y: np.ndarray, res: float = CURVE_RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a curve that enter a new ``res`` × ``res`` cell (the first and last always kept): every
+    point left out lies within ``res`` of the one kept before it, in both axes, and the order is kept."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size <= 2:
+        return x, y
+    cx, cy = np.floor(x / res), np.floor(y / res)
+    keep = np.r_[True, (cx[1:] != cx[:-1]) | (cy[1:] != cy[:-1])]
+    keep[-1] = True
+    return x[keep], y[keep]
+
+
 # Legends go under the plot: beside it, long run names squeezed the ROC square to a sliver.
 _LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0, font=dict(size=11))
 
@@ -225,7 +243,7 @@ def roc_figure(curves: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figure:
     data = [dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#aaa"),
                  name=L["chance"], hoverinfo="skip")]
     for i, c in enumerate(curves):
-        fpr, tpr = roc_points(c["y"], c["s"])
+        fpr, tpr = thin_curve(*roc_points(c["y"], c["s"]))
         ci = c.get("auroc_ci")
         auc_txt = "n/a" if c.get("auroc") is None else f"{c['auroc']:.2f}"
         if ci:
@@ -242,7 +260,7 @@ def pr_figure(curves: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figure:
     L = _L(lang)
     data = []
     for i, c in enumerate(curves):
-        rec, prec = pr_points(c["y"], c["s"])
+        rec, prec = thin_curve(*pr_points(c["y"], c["s"]))
         data.append(dict(type="scatter", x=rec, y=prec, mode="lines+markers", name=f"{_t(c['name'])} (n={c.get('n')})",
                          line=dict(color=COLORS[i % len(COLORS)], shape="hv")))
     layout = {**_LAYOUT, "margin": dict(l=60, r=20, t=60, b=40)}

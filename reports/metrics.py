@@ -574,14 +574,17 @@ def run_status_counts(store: Store, run_ids: Sequence[str]) -> dict[str, dict[st
     return out
 
 
-def runs_listing(store: Store, include_hidden: bool = False) -> list[dict[str, Any]]:
+def runs_listing(store: Store, include_hidden: bool = False, selection: bool = True) -> list[dict[str, Any]]:
     """The rows of ``reports.runs.list_runs(store, include_hidden=...)`` (every column, counts, coverage),
     served from the memo: a run's row is re-read only when the run changed, its counts only when its
-    predictions did. Within a :func:`snapshot` (one Reports click) it is worked out once."""
-    return _per_click(store, ("listing", bool(include_hidden)), lambda: _runs_listing(store, include_hidden))
+    predictions did. Within a :func:`snapshot` (one Reports click) it is worked out once.
+    ``selection=False`` leaves out each run's list of selected video ids (``selected`` still counts them):
+    copying thousands of ids per run was the dearest part of a listing that only needs coverage."""
+    return _per_click(store, ("listing", bool(include_hidden), bool(selection)),
+                      lambda: _runs_listing(store, include_hidden, selection))
 
 
-def _runs_listing(store: Store, include_hidden: bool) -> list[dict[str, Any]]:
+def _runs_listing(store: Store, include_hidden: bool, selection: bool = True) -> list[dict[str, Any]]:
     from reports.runs import _decode_run
 
     st = _state(store)
@@ -627,11 +630,15 @@ def _runs_listing(store: Store, include_hidden: bool) -> list[dict[str, Any]]:
         row.update(predictions=int(a.get("predictions") or 0), ok=int(bs.get("ok", 0)),
                    unparsed=int(bs.get("unparsed", 0)), errors=int(bs.get("error", 0)),
                    cached=int(a.get("cached") or 0))
-        # a fresh copy of the lists _decode_run keeps, so a caller cannot change the cache
-        for k in ("selection", "missing"):
+        # a fresh copy of the lists _decode_run keeps, so a caller cannot change the cache (it only counts
+        # the selection: left out, the cached list is read and dropped)
+        for k in ("selection", "missing") if selection else ("missing",):
             if isinstance(row.get(k), list):
                 row[k] = list(row[k])
-        out.append(_decode_run(row))
+        row = _decode_run(row)
+        if not selection:
+            row.pop("selection", None)
+        out.append(row)
     return out
 
 

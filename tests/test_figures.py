@@ -102,3 +102,25 @@ def test_gradio_plot_sends_the_figure_as_built():
     fig = F.roc_figure(_curves(2), lang="zh")
     out = gr.Plot().postprocess(fig)
     assert out.type == "plotly" and json.loads(out.plot) == json.loads(fig.to_json())
+
+
+def test_curves_leave_out_only_points_within_a_pixel_of_the_one_before():
+    rng = np.random.default_rng(5)
+    lab = rng.random(4000) < 0.5
+    score = np.where(rng.random(4000) < 0.8, lab, ~lab) * 0.5 + rng.random(4000) / 2
+    for x, y in (F.roc_points(lab, score), F.pr_points(lab, score)):
+        tx, ty = F.thin_curve(x, y)
+        assert 300 < tx.size < x.size / 2  # thousands of thresholds: most markers would overlap
+        assert (tx[0], ty[0], tx[-1], ty[-1]) == (x[0], y[0], x[-1], y[-1])
+        j, last = 0, None  # walk the curve: the kept points are a subsequence of it, in order
+        for i in range(x.size):
+            if j < tx.size and (x[i], y[i]) == (tx[j], ty[j]):
+                j, last = j + 1, i
+            assert abs(x[i] - x[last]) < F.CURVE_RESOLUTION and abs(y[i] - y[last]) < F.CURVE_RESOLUTION
+        assert j == tx.size
+    # a small run (every step wider than the resolution) is drawn point for point
+    x, y = F.roc_points(lab[:200], score[:200])
+    tx, ty = F.thin_curve(x, y)
+    assert np.array_equal(tx, x) and np.array_equal(ty, y)
+    fig = F.roc_figure([{"name": "r", "y": lab.tolist(), "s": score.tolist(), "auroc": 0.8, "auroc_ci": None, "n": 4000}])
+    assert len(fig.data[1].x) == F.thin_curve(*F.roc_points(lab, score))[0].size

@@ -359,6 +359,8 @@ def _check_all(store):
 
     for hidden in (False, True):
         assert M.runs_listing(store, include_hidden=hidden) == list_runs(store, include_hidden=hidden)
+        assert M.runs_listing(store, include_hidden=hidden, selection=False) == [
+            {k: v for k, v in r.items() if k != "selection"} for r in list_runs(store, include_hidden=hidden)]
     assert _same(M.runs_overview(store), _fresh(store, M.runs_overview))
     ids = [r["run_id"] for r in list_runs(store, include_hidden=True)]
     assert _same(C.runs_costs(store), _fresh(store, C.runs_costs))

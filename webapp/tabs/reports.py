@@ -206,7 +206,7 @@ def filter_choices(overview: list[dict[str, Any]], lang: str = "zh") -> dict[str
 def with_coverage(state: AppState, rows: list[dict[str, Any]], include_hidden: bool = False) -> list[dict[str, Any]]:
     """Overview rows joined with reports.runs' coverage (planned, scored, not_predicted, missing) and hidden flag;
     hidden runs left out unless asked for."""
-    listed = {r["run_id"]: r for r in M.runs_listing(state.store, include_hidden=True)}  # list_runs, cached
+    listed = {r["run_id"]: r for r in M.runs_listing(state.store, include_hidden=True, selection=False)}  # cached
     out = []
     for r in rows:
         f = listed.get(r["run_id"], {})
@@ -565,7 +565,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         return metrics_md(state, m, lang, (costs or {}).get(m["run_id"])), decision_md(m, lang), *plots, roc_note, text
 
     def empty_line(rows: list[dict[str, Any]], lang: str) -> str:
-        everything = M.runs_listing(state.store, include_hidden=True)
+        everything = M.runs_listing(state.store, include_hidden=True, selection=False)
         hidden = sum(1 for r in everything if r.get("hidden"))
         if not everything:
             return msg.m("rep_no_runs", lang)
