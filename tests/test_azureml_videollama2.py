@@ -204,3 +204,25 @@ def test_the_job_command_starts_the_worker_and_evaluates_through_it(store, tmp_p
     # the worker is gone afterwards
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_submit_without_the_azure_sdk_is_one_sentence(tmp_path, env_dirs):
+    """A machine without azure-ai-ml (a CPU Space): `jobs submit-eval`, dry run or not, says so in one sentence
+    and exits 2. The SDK is hidden by an empty regular `azure` package first on the path (what Python finds
+    when the namespace packages are not installed)."""
+    hide = tmp_path / "no-azure"
+    (hide / "azure").mkdir(parents=True)
+    (hide / "azure" / "__init__.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(hide), "GHOSTPROBE_DATA_DIR": str(tmp_path / "data")}
+    for dry in ((), ("--dry-run",)):
+        p = subprocess.run([sys.executable, "-m", "webapp.cli", "jobs", "submit-eval", "--backend", "azureml",
+                            "--engine", "baseline", "--subset", "a.avi", *dry], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2, (p.stdout, p.stderr)
+        assert "Azure ML needs azure-ai-ml and azure-identity" in p.stderr and "Traceback" not in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1
+    from webapp import messages as MSG
+    import webapp.tabs.prompt_lab  # noqa: F401  (its translations)
+
+    assert MSG.translate("Azure ML needs azure-ai-ml and azure-identity: pip install 'ghostprobe-studio[cloud]'.",
+                         "zh").startswith("Azure ML 需要 azure-ai-ml 和 azure-identity")

@@ -149,9 +149,17 @@ class AzureMLSettings:
                 f"/resourcegroups/{self.resource_group}/workspaces/{self.workspace}")
 
 
+def sdk_installed() -> bool:
+    """azure-ai-ml and azure-identity importable (find_spec raises, not answers None, when a parent is missing)."""
+    try:
+        return importlib.util.find_spec("azure.ai.ml") is not None and importlib.util.find_spec("azure.identity") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def availability(settings: AzureMLSettings | None = None) -> tuple[bool, str]:
     """Whether Azure ML jobs can be submitted from here (no network call), as one sentence."""
-    if importlib.util.find_spec("azure.ai.ml") is None or importlib.util.find_spec("azure.identity") is None:
+    if not sdk_installed():
         return False, "Azure ML needs azure-ai-ml and azure-identity: pip install 'ghostprobe-studio[cloud]'."
     s = settings or AzureMLSettings.from_env()
     miss = s.missing()

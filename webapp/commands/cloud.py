@@ -127,13 +127,12 @@ def submit_eval(store: Any, *, engine: str, model: str | None = None, label_set:
     contacting nothing. Otherwise the workspace configuration is checked first (one sentence when it is
     missing, nothing stored), the job submitted and recorded in the jobs store (``{"submitted": True,
     "job_id", "url", "run_id", "videos"}``). Bad input and every Azure refusal: a GhostProbeError."""
-    import importlib.util
     from dataclasses import asdict
 
     from engines.cloud import azureml as A
     from engines.cloud import service as S
 
-    if importlib.util.find_spec("azure.ai.ml") is None or importlib.util.find_spec("azure.identity") is None:
+    if not A.sdk_installed():
         raise CliError(A.availability()[1])
     if parallel is not None and int(parallel) < 1:
         raise CliError("--parallel needs at least 1 node.")
