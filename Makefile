@@ -31,8 +31,10 @@ test: $(STAMP) chromium
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not browser and not slow"
 
-bench: $(STAMP)
-	$(PY) bench/run.py
+# Every bench/bench_*.py: one JSON line per figure with its target and passed, a wall time per bench and a
+# summary line (under 10 minutes on two cores). BENCH_ARGS="--full" runs the long versions; names pick benches.
+bench: $(STAMP) chromium
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # The VideoLLaMA2 GPU worker's own environment (official package, transformers 4.40), cached by a stamp.
 # VIDEOLLAMA2_SRC: a VideoLLaMA2 clone or a pip requirement (git+https://...); WORKER_TORCH: the torch build.

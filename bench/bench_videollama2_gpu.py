@@ -49,7 +49,18 @@ DEFAULT_CLIP = REPO.parent / "shared" / "data" / "dada-dev" / "images_5_046.avi"
 
 
 def emit(**fields) -> None:
-    print(json.dumps(fields, ensure_ascii=False), flush=True)
+    print(json.dumps({"bench": "videollama2_gpu", **fields}, ensure_ascii=False), flush=True)
+
+
+def no_gpu_reason() -> str | None:
+    """Why no NVIDIA GPU can be used here, found without importing torch (a second, not half a minute)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return "CUDA_VISIBLE_DEVICES hides every GPU: this benchmark needs the GPU machine (nothing was measured)."
+    import glob
+
+    if not (glob.glob("/dev/nvidia[0-9]*") or glob.glob("/proc/driver/nvidia/gpus/*")):
+        return "No NVIDIA GPU on this machine (no /dev/nvidia*): this benchmark needs the GPU machine (nothing was measured)."
+    return None
 
 
 def fail(sentence: str) -> None:
@@ -62,7 +73,7 @@ def unavailable(sentence: str) -> None:
     """Nothing to measure on this machine (no GPU, package or weights): say so and exit 0, so that
     ``make bench`` on a CPU machine reports a skip rather than a failure."""
     print(sentence, file=sys.stderr)
-    emit(bench="videollama2_gpu", figure="skipped", reason=sentence)
+    emit(figure="skipped", reason=sentence, target=None, passed=None)
     raise SystemExit(0)
 
 
@@ -229,10 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--skip-v2", action="store_true", help="only the v1 checkpoint")
     args = ap.parse_args(argv)
-    if not args.skip_v2:
-        _reexec_in_worker_env()
     if args.reps < 3:
         fail("--reps must be at least 3.")
+    why = no_gpu_reason()
+    if why:
+        unavailable(why)
+    if not args.skip_v2:
+        _reexec_in_worker_env()
     if not os.path.exists(args.clip):
         fail(f"The clip {args.clip} does not exist.")
     preflight(args.model, need_videollama2=not args.skip_v2)
