@@ -75,7 +75,11 @@ def add_job(store: Store, *, job_id: str, backend: str, kind: str, name: str, st
             instance_count: int | None = None, location: str | None = None, created_at: Any = None,
             url: str | None = None, spec: dict[str, Any] | None = None, message: str | None = None) -> dict[str, Any]:
     """Record a job we submitted (or found) with its first state. A job already recorded is left as it
-    is (its state moves only through :func:`record_state`); returns the stored row."""
+    is (its state moves only through :func:`record_state`); returns the stored row.
+
+    An endpoint recorded as ``deleted`` and created again under the same name (``created_at`` after the
+    old one ended) is a new life: the old record and its history move to ``<job_id>@<ended>`` (kept, with
+    its cost) and the new one starts from ``state``."""
     if backend not in BACKENDS:
         raise JobError(f"A job's backend is one of {', '.join(BACKENDS)}, not '{backend}'.")
     if kind not in KINDS:
@@ -84,9 +88,11 @@ def add_job(store: Store, *, job_id: str, backend: str, kind: str, name: str, st
         raise JobError(f"A job's state is one of {', '.join(STATES)}, not '{state}'.")
     at = to_utc(created_at) or utcnow()
     with store.write() as cur:
-        if cur.execute("SELECT 1 FROM jobs WHERE job_id = ?", [job_id]).fetchone():
-            pass
-        else:
+        row = cur.execute("SELECT state, ended_at FROM jobs WHERE job_id = ?", [job_id]).fetchone()
+        if row is not None and row[0] == "deleted" and row[1] is not None and at > to_utc(row[1]):
+            _archive(cur, job_id, to_utc(row[1]))
+            row = None
+        if row is None:
             cur.execute(
                 """INSERT INTO jobs (job_id, backend, kind, name, state, provider_state, compute, instance_type,
                                      instance_count, location, created_at, started_at, ended_at, refreshed_at, url,
@@ -99,6 +105,21 @@ def add_job(store: Store, *, job_id: str, backend: str, kind: str, name: str, st
             cur.execute('INSERT INTO job_events (job_id, "at", state, message) VALUES (?, ?, ?, ?)',
                         [job_id, at, state, message or provider_state])
     return get_job(store, job_id)
+
+
+def _archive(cur: Any, job_id: str, ended: datetime) -> None:
+    """Move a finished record and its events to ``<job_id>@<ended>`` (a unique suffix if that exists)."""
+    base = f"{job_id}@{ended:%Y%m%dT%H%M%SZ}"
+    new_id, n = base, 1
+    while cur.execute("SELECT 1 FROM jobs WHERE job_id = ?", [new_id]).fetchone():
+        n += 1
+        new_id = f"{base}-{n}"
+    cols = [r[0] for r in cur.execute("SELECT column_name FROM information_schema.columns "
+                                      "WHERE table_name = 'jobs' ORDER BY ordinal_position").fetchall()]
+    rest = ", ".join(c for c in cols if c != "job_id")
+    cur.execute(f"INSERT INTO jobs (job_id, {rest}) SELECT ?, {rest} FROM jobs WHERE job_id = ?", [new_id, job_id])
+    cur.execute("UPDATE job_events SET job_id = ? WHERE job_id = ?", [new_id, job_id])
+    cur.execute("DELETE FROM jobs WHERE job_id = ?", [job_id])
 
 
 def record_state(store: Store, job_id: str, state: str, *, at: Any = None, provider_state: str | None = None,
@@ -191,7 +212,10 @@ def get_job(store: Store, ref: str) -> dict[str, Any]:
                            "ORDER BY created_at", [ref, ref])
     if not rows:
         raise JobError(f"No job has the id or name '{ref}'; `ghostprobe jobs list` shows them.")
-    if len(rows) > 1:
+    if len(rows) > 1:  # an endpoint deleted and created again: its earlier lives are <job_id>@<ended>
+        current = [r for r in rows if "@" not in r["job_id"]]
+        if len(current) == 1:
+            return _decode(current[0])
         ids = ", ".join(r["job_id"] for r in rows[:5])
         raise JobError(f"'{ref}' matches {len(rows)} jobs ({ids}); name one by its job id.")
     return _decode(rows[0])

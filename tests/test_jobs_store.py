@@ -123,3 +123,28 @@ def test_jobs_cli_list_show_and_errors(tmp_path, env_dirs, capsys, monkeypatch):
                                                "nothing to cancel.")
     assert main(["--db", str(db), "jobs", "ingest", str(tmp_path / "nope")]) == 2
     assert "is neither a run folder nor a known job" in capsys.readouterr().err
+
+
+def test_an_endpoint_created_again_after_deletion_is_a_new_life_and_the_old_one_keeps_its_cost(store):
+    def endpoint(at):
+        return J.add_job(store, job_id="azureml-endpoint:gp-vlm", backend="azureml", kind="endpoint", name="gp-vlm",
+                         instance_type="Standard_NC24s_v3", instance_count=1, location="azure:Standard_NC24s_v3",
+                         created_at=at)
+
+    endpoint(T0)
+    J.record_state(store, "azureml-endpoint:gp-vlm", "running", at=T0)
+    J.record_state(store, "azureml-endpoint:gp-vlm", "deleted", at=T0 + timedelta(hours=2))
+    # the same report of the old endpoint (created before it ended) changes nothing
+    assert endpoint(T0 + timedelta(minutes=30))["state"] == "deleted"
+    assert len(J.list_jobs(store)) == 1
+
+    again = endpoint(T0 + timedelta(hours=3))
+    assert again["state"] == "queued" and again["ended_at"] is None
+    assert J.record_state(store, again["job_id"], "running", at=T0 + timedelta(hours=3))
+    assert [e["state"] for e in J.events(store, again["job_id"])] == ["queued", "running"]
+    old = J.get_job(store, "azureml-endpoint:gp-vlm@20261202T090000Z")
+    assert old["state"] == "deleted" and old["name"] == "gp-vlm"
+    assert [e["state"] for e in J.events(store, old["job_id"])] == ["queued", "running", "deleted"]
+    assert J.update_cost(store, old["job_id"])[0] == pytest.approx(2 * 12.24)  # its two hours in service
+    assert J.get_job(store, "gp-vlm")["job_id"] == "azureml-endpoint:gp-vlm"  # the name means the live one
+    assert [j["job_id"] for j in J.list_jobs(store, active=True)] == ["azureml-endpoint:gp-vlm"]
