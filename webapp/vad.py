@@ -18,12 +18,35 @@ from pathlib import Path
 from typing import Any
 
 from engines.errors import EngineError
+from webapp.messages import add_messages, m
 
 ProgressFn = Callable[[float, str], None]
 
 
 class Cancelled(EngineError):
     """The user stopped the run; nothing was stored."""
+
+
+# what a run says while it works and when it stops (zh: the Chinese UI and no request; en: English browsers)
+add_messages({
+    "vad_cancelled": {"zh": "已取消：检测在完成前被停止，没有保存任何结果。",
+                      "en": "Cancelled: the detection was stopped before it finished; nothing was stored."},
+    "vad_not_anomaly": {"zh": "引擎 {name} 不是异常检测引擎（可选：{choices}）。",
+                        "en": "Engine {name} is not an anomaly engine (choose from: {choices})."},
+    "vad_none": {"zh": "无", "en": "none"},
+    "vad_p_detecting": {"zh": "检测中… 已用 {el} 秒", "en": "Detecting… {el} s so far"},
+    "vad_p_of_about": {"zh": "，预计共 {total}", "en": ", about {total} in all"},
+    "vad_p_reuse": {"zh": "复用已保存的结果（同一视频、引擎与设置）…",
+                    "en": "Reusing the stored result (same video, engine and settings)…"},
+    "vad_p_sampling": {"zh": "采样视频（{sampling}）…", "en": "Sampling the video ({sampling})…"},
+    "vad_p_resample": {"zh": "重新采样视频以渲染热力图…", "en": "Sampling the video again to render the heatmap…"},
+    "vad_p_render": {"zh": "渲染热力图视频（H.264）…", "en": "Rendering the heatmap video (H.264)…"},
+    "vad_p_done": {"zh": "完成", "en": "Done"},
+    "vad_unknown": {"zh": "未知", "en": "unknown"},
+    "vad_secs": {"zh": "{n:.0f} 秒", "en": "{n:.0f} s"},
+    "vad_mins": {"zh": "{n:.0f} 分钟", "en": "{n:.0f} min"},
+    "vad_hours": {"zh": "{n:.1f} 小时", "en": "{n:.1f} h"},
+})
 
 
 def anomaly_engines() -> dict[str, type]:
@@ -53,14 +76,14 @@ def estimate_s(engine: Any, duration_s: float, sampling: dict[str, Any]) -> floa
         return None
 
 
-def fmt_duration(s: float | None) -> str:
+def fmt_duration(s: float | None, lang: str | None = "zh") -> str:
     if s is None:
-        return "未知"
+        return m("vad_unknown", lang)
     if s < 90:
-        return f"{s:.0f} 秒"
+        return m("vad_secs", lang, n=s)
     if s < 5400:
-        return f"{s / 60:.0f} 分钟"
-    return f"{s / 3600:.1f} 小时"
+        return m("vad_mins", lang, n=s / 60)
+    return m("vad_hours", lang, n=s / 3600)
 
 
 @dataclass
@@ -78,7 +101,7 @@ class HeatmapOutcome:
 
 
 def _detect_in_thread(engine: Any, clip: Any, progress: ProgressFn | None, cancel: threading.Event,
-                      estimate: float | None) -> Any:
+                      estimate: float | None, lang: str | None = "zh") -> Any:
     box: dict[str, Any] = {}
 
     def work() -> None:
@@ -94,26 +117,27 @@ def _detect_in_thread(engine: Any, clip: Any, progress: ProgressFn | None, cance
     while th.is_alive():
         th.join(0.25)
         if cancel.is_set():  # the worker stops at its next pair (AI-VAD) or finishes unseen (motion)
-            raise Cancelled("已取消：检测在完成前被停止，没有保存任何结果。")
+            raise Cancelled(m("vad_cancelled", lang))
         if progress is not None:
             el = time.perf_counter() - t0
             frac = min(0.95, el / estimate) if estimate else 0.5
             done = getattr(engine, "progress_done", None)
             if done:  # (done, total) pairs reported by the engine
                 frac = min(0.99, done[0] / max(1, done[1]))
-            progress(0.1 + 0.75 * frac, f"检测中… 已用 {el:.0f} 秒" + (f"，预计共 {fmt_duration(estimate)}"
-                                                                      if estimate else ""))
+            progress(0.1 + 0.75 * frac, m("vad_p_detecting", lang, el=f"{el:.0f}")
+                     + (m("vad_p_of_about", lang, total=fmt_duration(estimate, lang)) if estimate else ""))
     if "err" in box:
         raise box["err"]
     if cancel.is_set():
-        raise Cancelled("已取消：检测在完成前被停止，没有保存任何结果。")
+        raise Cancelled(m("vad_cancelled", lang))
     return box["det"]
 
 
 def run_heatmap(store: Any, cache_dir: Path, video_path: str | Path, video_id: str | None, engine_name: str,
                 *, config: dict[str, Any] | None = None, fps: float | None = None, max_side: int | None = None,
                 progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                reuse: bool = True, gallery_k: int = 6) -> HeatmapOutcome:
+                reuse: bool = True, gallery_k: int = 6, lang: str | None = "zh") -> HeatmapOutcome:
+    """``lang`` (zh/en) is the language of the progress text and of a cancel's sentence."""
     from engines.registry import get_engine
     from engines.vad.heatmap import gallery, write_heatmap_video
     from engines.video import probe, sha256_file
@@ -124,7 +148,8 @@ def run_heatmap(store: Any, cache_dir: Path, video_path: str | Path, video_id: s
     say = progress or (lambda f, m: None)
     engine = get_engine(engine_name, **(config or {}))
     if not getattr(engine, "anomaly", False):
-        raise EngineError(f"引擎 {engine_name} 不是异常检测引擎（可选：{', '.join(anomaly_engines()) or '无'}）。")
+        raise EngineError(m("vad_not_anomaly", lang, name=engine_name,
+                            choices=", ".join(anomaly_engines()) or m("vad_none", lang)))
     ok, why = engine.availability()
     if not ok:
         raise EngineError(why)
@@ -136,18 +161,18 @@ def run_heatmap(store: Any, cache_dir: Path, video_path: str | Path, video_id: s
     clip = None
     decode_s = detect_s = None
     if rid is not None:
-        say(0.8, "复用已保存的结果（同一视频、引擎与设置）…")
+        say(0.8, m("vad_p_reuse", lang))
         result = vad.load(store, rid)
         cached = True
     else:
         meta = probe(video_path)
         est = estimate_s(engine, meta.duration_s, sampling)
-        say(0.02, f"采样视频（{sampling}）…")
+        say(0.02, m("vad_p_sampling", lang, sampling=sampling))
         clip, decode_s = load_clip_timed(video_path, sampling)
         if cancel.is_set():
-            raise Cancelled("已取消：检测在完成前被停止，没有保存任何结果。")
+            raise Cancelled(m("vad_cancelled", lang))
         t0 = time.perf_counter()
-        det = _detect_in_thread(engine, clip, progress, cancel, est)
+        det = _detect_in_thread(engine, clip, progress, cancel, est, lang)
         detect_s = time.perf_counter() - t0
         rid = vad.record(store, det, identity=ident, sha256=sha, video_id=video_id, sampling=sampling,
                          decode_s=decode_s, timestamps=list(clip.timestamps_s))
@@ -166,10 +191,10 @@ def run_heatmap(store: Any, cache_dir: Path, video_path: str | Path, video_id: s
         need_gallery = not captions.is_file()
         if need_video or need_gallery:
             if clip is None:
-                say(0.85, "重新采样视频以渲染热力图…")
+                say(0.85, m("vad_p_resample", lang))
                 clip, _ = load_clip_timed(video_path, dict(result.identity.get("sampling") or sampling))
             if need_video:
-                say(0.88, "渲染热力图视频（H.264）…")
+                say(0.88, m("vad_p_render", lang))
                 write_heatmap_video(clip.frames, clip.timestamps_s, arts.maps, arts.map_times, arts.boxes, mp4,
                                     threshold=result.threshold, random_weights=result.random_weights)
             if need_gallery:
@@ -189,7 +214,7 @@ def run_heatmap(store: Any, cache_dir: Path, video_path: str | Path, video_id: s
         video: Path | None = mp4
     else:
         video = None
-    say(1.0, "完成")
+    say(1.0, m("vad_p_done", lang))
     return HeatmapOutcome(response_id=rid, cached=cached, result=result, video=video, gallery=gal,
                           decode_s=decode_s, detect_s=detect_s, render_s=time.perf_counter() - t1,
                           sampling=sampling, cache_key=key)
