@@ -149,6 +149,8 @@ class Geometry:
     dy: np.ndarray
     rr: np.ndarray
     near: np.ndarray  # 0 at the FOE, 1 beyond 0.08 (normalised): the radial direction is meaningless near it
+    near_box: tuple[slice, slice] | None = None  # the rows and columns where near < 1 (None: nowhere)
+    far: np.ndarray | None = None  # 1 - near on near_box
 
 
 def geometry(g: Grid, e: tuple[float, float]) -> Geometry:
@@ -156,7 +158,10 @@ def geometry(g: Grid, e: tuple[float, float]) -> Geometry:
     dx, dy = xn - e[0], yn - e[1]
     rr = np.sqrt(dx * dx + dy * dy) + 1e-6
     near = np.clip(rr / 0.08, 0.0, 1.0)
-    return Geometry(xn * yn, 1.0 + xn * xn, 1.0 + yn * yn, dx, dy, rr, near)
+    rows, cols = np.nonzero((near < 1.0).any(axis=1))[0], np.nonzero((near < 1.0).any(axis=0))[0]
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if len(rows) else None
+    far = (1 - near[box]) if box is not None else None
+    return Geometry(xn * yn, 1.0 + xn * xn, 1.0 + yn * yn, dx, dy, rr, near, box, far)
 
 
 def residual(flow: np.ndarray, w: np.ndarray, stationary: bool, g: Grid, geo: Geometry, e: tuple[float, float],
@@ -164,18 +169,32 @@ def residual(flow: np.ndarray, w: np.ndarray, stationary: bool, g: Grid, geo: Ge
     """(ur, vr, mag, res): the de-rotated flow, its magnitude, and the independent-motion residual:
     flow across the radial direction plus flow toward the FOE (any motion when the ego car stands
     still); with ``ground_bound`` > 0 also a radial deficit against the road's expansion."""
-    fu, fv = flow[..., 0], flow[..., 1]
+    fu, fv = cv2.split(flow)
     F = g.F
     w0, w1, w2 = (float(F * w[0]), float(F * w[1]), float(F * w[2]))
-    # rotational flow: u = w0*xy - w1*(1+x²) + w2*y, v = w0*(1+y²) - w1*xy - w2*x
-    ur = fu - (w0 * geo.xy - w1 * geo.x2 + w2 * g.yn)
-    vr = fv - (w0 * geo.y2 - w1 * geo.xy - w2 * g.xn)
+    # rotational flow: u = w0*xy - w1*(1+x²) + w2*y, v = w0*(1+y²) - w1*xy - w2*x. The same
+    # operations in the same order as the plain expressions (so the same float32 results), with
+    # fewer temporary arrays.
+    t = np.empty_like(fu)
+    rot = np.multiply(geo.xy, w0)
+    rot -= np.multiply(geo.x2, w1, out=t)
+    rot += np.multiply(g.yn, w2, out=t)
+    ur = np.subtract(fu, rot, out=fu)
+    rot = np.multiply(geo.y2, w0, out=rot)
+    rot -= np.multiply(geo.xy, w1, out=t)
+    rot -= np.multiply(g.xn, w2, out=t)
+    vr = np.subtract(fv, rot, out=fv)
     mag = cv2.magnitude(ur, vr)
     if stationary:
         return ur, vr, mag, mag
     dx, dy, rr = geo.dx, geo.dy, geo.rr
-    rad = (ur * dx + vr * dy) / rr
-    perp = np.abs(ur * dy - vr * dx) / rr
+    rad = np.multiply(ur, dx, out=rot)  # (ur·dx + vr·dy) / rr
+    rad += np.multiply(vr, dy, out=t)
+    rad /= rr
+    perp = np.multiply(ur, dy)  # |ur·dy - vr·dx| / rr
+    perp -= np.multiply(vr, dx, out=t)
+    np.abs(perp, out=perp)
+    perp /= rr
     floor = 0.0
     if cfg.ground_bound > 0:
         # Below the horizon a static point is never farther than the road at the same pixel, so it
@@ -195,5 +214,12 @@ def residual(flow: np.ndarray, w: np.ndarray, stationary: bool, g: Grid, geo: Ge
                 floor = cfg.ground_bound * np.minimum(kap * np.maximum(0.0, yy - hy_px) * (rr * F),
                                                       cfg.ground_floor_max * k)
                 pair["kappa"] = round(kap * 1e4, 4)
-    res = geo.near * (perp + np.maximum(0.0, floor - rad)) + (1 - geo.near) * mag
+    # res = near·(perp + max(0, floor - rad)) + (1 - near)·mag; where near is 1 (all but a box
+    # around the FOE) that is exactly perp + max(0, floor - rad) (both terms are >= 0)
+    inner = perp + np.maximum(0.0, floor - rad)
+    if geo.near_box is None:
+        return ur, vr, mag, inner
+    bx = geo.near_box
+    res = inner.copy()
+    res[bx] = geo.near[bx] * inner[bx] + geo.far * mag[bx]
     return ur, vr, mag, res
