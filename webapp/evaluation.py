@@ -473,11 +473,25 @@ def schedule(plan: Plan, *, progress: Progress | None = None, cancel: threading.
     return summary
 
 
-def _worker_init() -> None:
-    """Worker processes leave Ctrl-C to the parent, which stops scheduling and lets them finish."""
+def _worker_init(threads: int = 0) -> None:
+    """Worker processes leave Ctrl-C to the parent, which stops scheduling and lets them finish.
+
+    ``threads``: this worker's share of the cores (cores // workers, at least 1): its decoders and
+    OpenCV use no more threads than that, so the workers do not fight over the cores."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threads:
+        from engines.video import limit_threads
+
+        limit_threads(threads)
+
+
+def _file_size(it: VideoItem) -> int:
+    try:
+        return os.stat(it.path).st_size if it.path else 0
+    except (OSError, ValueError):
+        return 0
 
 
 def _run_pool(plan: Plan, pending: deque, cancel: threading.Event, finished: Callable[[Answer], None],
@@ -495,7 +509,8 @@ def _run_pool(plan: Plan, pending: deque, cancel: threading.Event, finished: Cal
         from concurrent.futures import ProcessPoolExecutor
 
         pool = ProcessPoolExecutor(max_workers=plan.workers, mp_context=mp.get_context("spawn"),
-                                   initializer=_worker_init)
+                                   initializer=_worker_init,
+                                   initargs=(max(1, (os.cpu_count() or 1) // plan.workers),))
         eng = plan.engine
         spec = (eng.name, eng.model, dict(eng.config or {}))
 
@@ -545,10 +560,18 @@ def _run_pool(plan: Plan, pending: deque, cancel: threading.Event, finished: Cal
                 continue
             finished(ans)
 
+    # processes: one video queued behind the one each worker computes, so a worker never waits for
+    # the parent to log an answer and hash the next file; the longest files first, so the last
+    # videos to finish are short ones and no core idles at the end (bench/bench_baseline.py)
+    depth = plan.workers * 2 if plan.mode == "processes" else plan.workers
+    if plan.mode == "processes":
+        order = sorted(pending, key=_file_size, reverse=True)
+        pending.clear()  # in place: the caller counts what is left in this deque
+        pending.extend(order)
     try:
         try:
             while pending or inflight:
-                while pending and len(inflight) < plan.workers and not cancel.is_set():
+                while pending and len(inflight) < depth and not cancel.is_set():
                     it = pending.popleft()
                     inflight[submit(it)] = (it, time.perf_counter())
                 if not inflight:

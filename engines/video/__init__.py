@@ -47,6 +47,7 @@ from engines.video.decoders import (
     BACKEND_ENV,
     BACKENDS,
     COLORS,
+    DECODE_THREADS_ENV,
     DEFAULT_BACKEND,
     INDEXED_CONTAINERS,
     OPENCV_SEEK_COST,
@@ -55,7 +56,9 @@ from engines.video.decoders import (
     _open_decord,
     _pyav_frames,
     _to_numpy,
+    decode_threads,
     default_backend,
+    limit_threads,
     lowres_level,
 )
 from engines.video.hashing import _hash_cache, sha256_file
@@ -99,6 +102,9 @@ __all__ = [
     "iter_frames",
     "max_clip_bytes",
     "lowres_level",
+    "limit_threads",
+    "decode_threads",
+    "DECODE_THREADS_ENV",
     "make_playable",
     "thumbnail",
     "save_thumbnail",

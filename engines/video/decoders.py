@@ -67,6 +67,32 @@ MAX_LOWRES = 3  # FFmpeg's largest lowres for the codecs that have it
 # Codecs whose FFmpeg decoder implements lowres (max_lowres > 0); the others decode in full anyway.
 LOWRES_CODECS = frozenset({"mpeg4", "h263", "h263p", "mpeg1video", "mpeg2video", "mjpeg", "msmpeg4v1",
                            "msmpeg4v2", "msmpeg4v3", "wmv1", "wmv2", "h261", "flv1"})
+# Threads one PyAV decoder may use: 0 (unset) lets FFmpeg pick (frame and slice threads, one per
+# core). A process that shares the cores with others doing the same (eval's worker processes, one
+# per core) decodes on one thread: FFmpeg's frame threads cost ~35 % more CPU on a DADA clip for
+# the same frames (bench/bench_baseline.py), CPU the other worker needed.
+DECODE_THREADS_ENV = "GHOSTPROBE_DECODE_THREADS"
+
+
+def decode_threads() -> int:
+    """``$GHOSTPROBE_DECODE_THREADS`` as a thread count (0: FFmpeg's choice)."""
+    raw = os.environ.get(DECODE_THREADS_ENV, "").strip()
+    try:
+        return max(0, int(raw)) if raw else 0
+    except ValueError:
+        return 0
+
+
+def limit_threads(n: int) -> None:
+    """Let this process's decoders (PyAV) and OpenCV (DIS flow, resizing) use at most ``n`` threads.
+
+    For a worker process that shares the machine with one worker per core: every thread more than
+    the process's share of the cores only adds CPU (OpenCV's DIS on 2 threads takes ~1.8x the CPU
+    of 1 thread for about the same wall time when the other core is busy). Results are identical
+    for any thread count (DIS, INTER_AREA and the decoders are deterministic)."""
+    n = max(1, int(n))
+    os.environ[DECODE_THREADS_ENV] = str(n)
+    cv2.setNumThreads(n)
 
 
 @dataclass(frozen=True)
@@ -263,6 +289,9 @@ def _pyav_frames(
             if k:
                 cc.options = {"lowres": str(k)}
         cc.thread_type = "AUTO"
+        threads = decode_threads()
+        if threads:
+            cc.thread_count = threads
         try:
             for fr in c.decode(stream):
                 if i == nxt:
