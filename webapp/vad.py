@@ -29,6 +29,12 @@ class Cancelled(EngineError):
 
 # what a run says while it works and when it stops (zh: the Chinese UI and no request; en: English browsers)
 add_messages({
+    # how an estimate was made (the Heatmap tab and `vad run` both say it)
+    "vad_basis_default": {"zh": "CPU，按本机实测的每帧耗时", "en": "CPU, from the time per frame measured on this machine"},
+    "vad_basis_aivad": {"zh": "CPU，按本机实测的每帧对耗时；AI-VAD 是 GPU 模型",
+                        "en": "CPU, from the time per frame pair measured on this machine; AI-VAD is a GPU model"},
+    "vad_basis_sagemaker": {"zh": "SageMaker 端点（GPU），按每帧对约 1 秒估计，未实测",
+                            "en": "SageMaker endpoint (GPU), estimated at about 1 s per frame pair, not measured"},
     "vad_cancelled": {"zh": "已取消：检测在完成前被停止，没有保存任何结果。",
                       "en": "Cancelled: the detection was stopped before it finished; nothing was stored."},
     "vad_not_anomaly": {"zh": "引擎 {name} 不是异常检测引擎（可选：{choices}）。",

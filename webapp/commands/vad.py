@@ -156,8 +156,10 @@ def cmd_run(args, ctx) -> int:
     sampling = V.sampling_for(type(eng), args.fps, args.max_side)
     est = V.estimate_s(eng, probe(p).duration_s, sampling)
     if est is not None:
-        print(f"estimate: ~{V.fmt_duration(est)} ({getattr(eng, 'estimate_basis', 'CPU, measured per frame')})",
-              file=sys.stderr)
+        from webapp.messages import CATALOGUE, m
+
+        basis = m(f"vad_basis_{args.engine}" if f"vad_basis_{args.engine}" in CATALOGUE else "vad_basis_default", "en")
+        print(f"estimate: ~{V.fmt_duration(est, 'en')} ({basis})", file=sys.stderr)
     cache = Path(args.out) if args.out else ctx.config.cache_dir
     out = V.run_heatmap(ctx.store, cache, p, p.name, args.engine, config=config, fps=args.fps,
                         max_side=args.max_side, progress=None if args.json else _progress, reuse=not args.recompute)
