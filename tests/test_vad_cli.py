@@ -4,6 +4,7 @@ for deploy/delete). Bad input: exit 2 and one sentence, never a traceback."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -31,7 +32,8 @@ def test_vad_run_motion_stores_renders_and_reuses(tmp_path, capsys, env_dirs, cl
     assert code == 0, err
     doc = json.loads(out)
     assert doc["cached"] is False and doc["frames"] >= 20 and doc["verdict"]["status"] == "ok"
-    assert "estimate: ~" in err
+    assert "estimate: ~" in err and "from the time per frame measured on this machine" in err
+    assert not re.search(r"[\u4e00-\u9fff]", err.split("estimate:")[1].splitlines()[0])  # the CLI speaks English
     from engines.video import probe
 
     assert probe(doc["heatmap"]).codec == "h264"
