@@ -135,3 +135,49 @@ def test_price_table_edits_go_through_set_price(store):
     bad.loc[1, "usd_per_hour"] = "cheap"
     with pytest.raises(RunError, match=r"^Row 2 .*usd_per_hour must be a number"):
         save_prices(st, bad)
+
+
+def test_tab_views_stay_out_of_the_browser_run_history(env_dirs):
+    """Gradio records every public event's outputs in the browser's localStorage run history (re-reading and
+    re-writing all of it on each call); the tab's views (table + seven charts per click) are not public API."""
+    import gradio as gr
+
+    from reports.store import Store
+    from webapp.config import load_config
+    from webapp.library import Library
+    from webapp.state import AppState
+    from webapp.tabs import reports as tab
+
+    cfg = load_config()
+    store = Store(cfg.db_path)
+    try:
+        state = AppState(config=cfg, store=store, library=Library(cfg, store))
+        with gr.Blocks() as demo:
+            with gr.Tabs():
+                with gr.Tab("报告", id="reports"):
+                    tab.build(state, {})
+        plots = {b._id for b in demo.blocks.values() if isinstance(b, gr.Plot)}
+        views = [f for f in demo.fns.values() if plots & {o._id for o in f.outputs}]
+        names = {f.fn.__name__ for f in views}
+        assert {"on_refresh", "on_filter", "on_select_row", "on_run", "on_page_load"} <= names, names
+        assert all(f.api_visibility != "public" for f in views), [(f.fn.__name__, f.api_visibility) for f in views]
+        # the tab's API stays public
+        apis = {f.api_name: f.api_visibility for f in demo.fns.values()}
+        assert apis.get("run_metrics") == "public" and apis.get("report_json") == "public"
+    finally:
+        store.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_refresh_leaves_no_run_history_in_the_browser(page, app, run_id):
+    _open_reports(page, app, run_id)
+    page.click("#rep-refresh")
+    page.wait_for_timeout(1500)
+    recorded = page.evaluate("""() => Object.keys(localStorage).filter(k => k.startsWith('gradio:run-history:'))
+        .flatMap(k => { try { const v = JSON.parse(localStorage.getItem(k)); return Array.isArray(v) ? v : []; }
+                        catch { return []; } })
+        .map(r => [r.api_name || r.endpoint || '', (r.output_components || []).map(c => (c && c.props && c.props.elem_id) || '')])""")
+    assert recorded, "the app records other tabs' calls (the history this test looks in is where Gradio keeps it)"
+    mine = [name for name, outs in recorded if any(o.startswith("rep-") for o in outs)]
+    assert not mine, mine

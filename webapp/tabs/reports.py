@@ -680,21 +680,26 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     detail_outs = [metrics_view, decision_view, p_versions, p_conf, p_conf_ex, p_roc, p_pr, p_lat, p_cost, roc_note,
                    status]
     list_outs = [runs_empty, runs_df, run_dd, export_btn, *detail_outs]
+    # The tab's own views are not public API endpoints (its API is run_metrics and report_json): Gradio's
+    # browser run history records every public call's outputs in localStorage, re-reading and re-writing the
+    # whole history on each call, and these outputs (the table and seven charts) made that most of a click.
+    view = dict(api_visibility="undocumented")
     for comp in (*filters[:5], f_hidden):
-        comp.input(on_filter, [*filters, run_dd], list_outs)
-    f_search.submit(on_filter, [*filters, run_dd], list_outs)
+        comp.input(on_filter, [*filters, run_dd], list_outs, **view)
+    f_search.submit(on_filter, [*filters, run_dd], list_outs, **view)
     refresh_outs = [*filters[:5], *list_outs]
-    refresh.click(on_refresh, [*filters, pinned], refresh_outs)
+    refresh.click(on_refresh, [*filters, pinned], refresh_outs, **view)
     if tab is not None and hasattr(tab, "select"):
-        tab.select(on_refresh, [*filters, pinned], refresh_outs)
-    from webapp.tabs.prompt_lab import on_load
+        tab.select(on_refresh, [*filters, pinned], refresh_outs, **view)
+    from gradio.context import Context
 
-    on_load(on_page_load, [*filters, pinned], [*refresh_outs, export_lang])
+    if Context.root_block is not None:  # the page load of the Blocks being built (as prompt_lab.on_load)
+        Context.root_block.load(on_page_load, [*filters, pinned], [*refresh_outs, export_lang], **view)
     lab_tab = (shared or {}).get("prompt_lab") or {}
     if lab_tab.get("last_run") is not None:
-        lab_tab["last_run"].change(on_refresh, [*filters, pinned], refresh_outs)
-    runs_df.select(on_select_row, filters, [run_dd, pinned, *detail_outs])
-    run_dd.input(on_run, [run_dd, *filters], [pinned, *detail_outs])
+        lab_tab["last_run"].change(on_refresh, [*filters, pinned], refresh_outs, **view)
+    runs_df.select(on_select_row, filters, [run_dd, pinned, *detail_outs], **view)
+    run_dd.input(on_run, [run_dd, *filters], [pinned, *detail_outs], **view)
     export_btn.click(on_export, [scope, export_lang, run_dd, *filters], [export_status, dl_html, dl_md, tables])
     price_btn.click(on_prices, [prices], [price_status, prices])
     return {"runs": runs_df, "run": run_dd}
