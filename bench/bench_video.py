@@ -1,6 +1,6 @@
 """Video intake benchmark: samplers against the fastest raw decoder, one JSON line per figure.
 
-    python bench/bench_video.py [--repeats 3] [--clip PATH] [--skip-transcode] [--skip-h264]
+    python bench/bench_video.py [--full] [--repeats 3] [--clip PATH] [--skip-transcode] [--skip-h264]
 
 Per source, every variant below is timed once per repetition, interleaved (raw A, raw B, ...,
 sampler A, sampler B, ...; then again), >= 3 repetitions, min and median:
@@ -21,7 +21,8 @@ Figures:
 - ``sample_rate10_gray``: the baseline's sampling (10 fps, grey, 480 px, lowres) against PyAV
   decoding every frame to its luma plane at full size (the raw reference for rate sampling).
 - ``probe_cold``: a first ``probe`` (SHA-256 + PyAV check + opening the first backend).
-- ``make_playable``: the one-time H.264 transcode for the browser (one run; informational).
+- ``make_playable`` (``--full`` only; it takes seconds and judges nothing): the one-time H.264 transcode for
+  the browser (one run; informational).
 
 Sources: the first DADA clip (1584x660 MPEG-4 Part 2 in AVI) when ``../shared/data/dada-dev``
 exists, else a generated MPEG-4 AVI of that size (240 frames, keyframe every 12 like the DADA
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--clip", help="benchmark this file instead of a DADA clip")
-    ap.add_argument("--skip-transcode", action="store_true", help="leave out make_playable")
+    ap.add_argument("--full", action="store_true", help="also time make_playable (informational)")
+    ap.add_argument("--skip-transcode", action="store_true", help="leave out make_playable even with --full")
     ap.add_argument("--skip-h264", action="store_true", help="leave out the generated H.264 source")
     args = ap.parse_args(argv)
     args.repeats = max(3, args.repeats)
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 cold.append(time.perf_counter() - t)
             emit(bench="probe_cold", seconds=_stats(cold), target=None, passed=None, note="informational")
 
-            if not args.skip_transcode and path.suffix == ".avi":
+            if args.full and not args.skip_transcode and path.suffix == ".avi":
                 t = time.perf_counter()
                 out = V.make_playable(path, tmp / "cache")
                 sec = time.perf_counter() - t
