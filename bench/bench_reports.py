@@ -170,7 +170,7 @@ def reports_blocks(store, tmp: Path):
         # timed in the same loop, so a figure can be read against what the machine gives any click right now
         ref_btn = gr.Button("ref", elem_id="bench-ref-btn")
         ref_out = gr.Markdown(elem_id="bench-ref-out")
-        ref_btn.click(lambda: f"ref {time.time():.3f}", None, ref_out)
+        ref_btn.click(lambda: f"ref {time.time():.3f}", None, ref_out, api_visibility="undocumented")  # as the tab's
     refresh = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_refresh")
     args = (tab.ALL, tab.ALL, tab.ALL, tab.ALL, tab.ALL, "", False, "")
     return demo, state, (lambda: refresh(*args, request=None))
