@@ -270,6 +270,9 @@ def test_baseline_verdict_yes_and_onset_button_seeks_the_player(page, app, clien
     assert onset is not None and abs(onset - shown) < 0.06
     assert abs(onset - app.clip_info["onset_s"]) < 1.5  # the detector found the pedestrian near the real onset
     assert page.locator("#chat-track").is_visible()  # the per-frame score track
+    # nothing about the library stays in the browser: Gradio's run history is off for the whole app
+    keys = page.evaluate("() => Object.keys(localStorage)")
+    assert not [k for k in keys if "run-history" in k or "runs" in k.lower()], keys
 
     page.wait_for_function("() => { const v = document.querySelector('#chat-player video'); return v && v.readyState >= 1; }",
                            timeout=60_000)

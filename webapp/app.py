@@ -155,4 +155,8 @@ def launch_kwargs(state: AppState) -> dict:
         max_file_size=f"{c.max_upload_mb:g}mb",
         allowed_paths=[str(p) for p in (*c.all_roots, c.cache_dir)],
         footer_links=["api", "settings"],
+        # Gradio's run history would copy every public call's outputs (verdicts, video names, tables, charts)
+        # into the browser's localStorage and re-read and re-write all of it on every click: the product
+        # keeps its own response log, so nothing about the library is left in a browser and clicks stay fast.
+        run_history=False,
     )
