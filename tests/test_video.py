@@ -707,3 +707,27 @@ def test_still_image_renamed_mp4_is_refused(tmp_path, ext, env_dirs, store):
     with pytest.raises(VideoError, match="is a still image, not a video"):
         lib.add_upload(p, "photo.mp4")
     assert store.scalar("SELECT count(*) FROM videos") == 0
+
+
+def test_decoder_thread_limit_changes_no_frame(media, monkeypatch):
+    """An eval worker's thread share (limit_threads) changes only the threads: the same frames, bit for bit."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    for key in ("avi", "h264"):
+        monkeypatch.delenv(V.DECODE_THREADS_ENV, raising=False)
+        assert V.decode_threads() == 0  # FFmpeg's choice
+        free = V.load_clip(media[key], num_frames=None, fps=10, max_side=80, color="gray", lowres=True,
+                           backend="pyav")
+        monkeypatch.setenv(V.DECODE_THREADS_ENV, "1")
+        assert V.decode_threads() == 1
+        one = V.load_clip(media[key], num_frames=None, fps=10, max_side=80, color="gray", lowres=True,
+                          backend="pyav")
+        assert one.indices == free.indices and np.array_equal(one.frames, free.frames), key
+    monkeypatch.setenv(V.DECODE_THREADS_ENV, "lots")
+    assert V.decode_threads() == 0  # not a number: FFmpeg's choice, never a crash
+    try:
+        V.limit_threads(1)
+        assert cv2.getNumThreads() == 1 and os.environ[V.DECODE_THREADS_ENV] == "1"
+    finally:
+        cv2.setNumThreads(before)
