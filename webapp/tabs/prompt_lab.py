@@ -9,6 +9,10 @@ Runs: one at a time per server (the Run button is disabled while one is going, i
 progress drawn in the Run box, named at start; resumed and errors retried from here; renamed,
 hidden and deleted under 管理运行. Every run shows its coverage (scored/planned).
 
+Empty states: every button that needs a pick (Resume / Retry, rename / hide / unhide / delete, 查看,
+保存评审, 保存标签修正, 比较) is off until it has one, with one sentence saying what is missing; the states
+follow each pick (``*_sync``) and, through ``sync_all``, every event that changes the runs.
+
 Everything shown comes from ``prompts`` (versions, diffs), ``webapp.evaluation.run_eval`` (runs),
 ``reports.runs`` (predictions, reviews, coverage), ``reports.matrix`` (the matrix as data),
 ``reports.metrics`` (figures with intervals, comparisons) and ``reports.labels`` (corrections).
@@ -218,7 +222,46 @@ msg.add_messages({
                             "en": "Submitted **{job}** ({n} videos, run {run}): its state and cost are in the Jobs tab; logs in Azure ML studio: {url}"},
     "lab_cloud_backend": {"zh": "只支持 Azure ML 后端。", "en": "Only the Azure ML backend is supported."},
     "lab_cloud_bad_number": {"zh": "{what}必须是正整数，而不是“{v}”。", "en": "{what} must be a whole number above 0, not '{v}'."},
+    # empty states: why a button is off (every one parameterless, so the first render can go through t())
+    "lab_no_sets": {"zh": "还没有标签集：先在“视频库”标签页导入标签，才能运行。",
+                    "en": "No label set yet: import labels in the Library tab first; then you can run."},
+    "lab_resume_none": {"zh": "还没有可以继续的运行：被取消、失败、没跑完或有出错视频的运行会列在这里。",
+                        "en": "No run to continue yet: cancelled, failed or unfinished runs and runs with errored videos are listed here."},
+    "lab_resume_pick": {"zh": "在“继续的运行”中选择一次运行，才能继续运行或重试出错的视频。",
+                        "en": "Pick a run under Run to continue; then you can resume it or retry its errored videos."},
+    "lab_manage_none": {"zh": "还没有运行：在上方“运行”中运行一个提示词版本后，才能在这里改名、隐藏或删除。",
+                        "en": "No runs yet: run a prompt version under Run above; then you can rename, hide or delete it here."},
+    "lab_manage_pick": {"zh": "选择要管理的运行，才能改名、隐藏、取消隐藏或删除。",
+                        "en": "Pick the run to manage; then you can rename, hide, unhide or delete it."},
+    "lab_manage_confirm": {"zh": "勾选“确认删除”后才能删除这次运行。", "en": "Tick the confirmation box to delete this run."},
+    "lab_no_runs_yet": {"zh": "该标签集还没有运行：在上方“运行”中运行一个提示词版本，结果会出现在这里。",
+                        "en": "This label set has no runs yet: run a prompt version under Run above and the results show here."},
+    "lab_drill_none": {"zh": "还没有可查看的预测：该标签集有运行后，点击矩阵中的单元格。",
+                       "en": "No predictions to look at yet: once this label set has a run, click a cell of the matrix."},
+    "lab_drill_pick": {"zh": "点击矩阵中的单元格，或选择一个视频和一次运行，才能查看、评审和修正标签。",
+                       "en": "Click a cell of the matrix, or pick a video and a run; then you can look, review and correct the label."},
+    "lab_drill_need_mark": {"zh": "选择一个评审标记后才能保存评审。", "en": "Choose a review mark; then you can save the review."},
+    "lab_cmp_few": {"zh": "该标签集的运行不到两次：至少要有两次运行才能比较。",
+                    "en": "This label set has fewer than two runs: comparing needs two."},
+    "lab_cmp_pick": {"zh": "选择运行 A 和运行 B（两次不同的运行），才能比较。",
+                     "en": "Pick run A and run B (two different runs); then you can compare them."},
 })
+HINT_KEYS = ("lab_need_engine", "lab_need_prompt", "lab_need_set", "lab_no_sets", "lab_resume_none", "lab_resume_pick",
+             "lab_manage_none", "lab_manage_pick", "lab_manage_confirm", "lab_drill_none", "lab_drill_pick",
+             "lab_drill_need_mark", "lab_cmp_few", "lab_cmp_pick")
+
+
+def hint_md(key: str | None, lang: str = "zh") -> str:
+    """The one sentence saying why a button is off ("" when nothing is missing)."""
+    return "⚠️ " + msg.escape_md(msg.m(key, lang)) if key else ""
+
+
+# the first render of those sentences, in the browser's language before any handler has run
+add_translations({hint_md(k, "zh"): hint_md(k, "en") for k in HINT_KEYS})
+
+
+def hint_static(key: str | None):
+    return t(hint_md(key, "zh")) if key else ""
 msg.add_error_translations([
     (r"Azure ML needs azure-ai-ml and azure-identity: pip install (?P<pkg>.+?)\.?",
      "Azure ML 需要 azure-ai-ml 和 azure-identity：pip install {pkg}。"),
@@ -435,6 +478,37 @@ def resumable_choices(state: AppState, lang: str = "zh") -> list[tuple[str, str]
     return out
 
 
+def run_need(ref: str | None, eng: str | None, ls: str | None, has_sets: bool = True) -> str | None:
+    """The catalogue key of what Run still needs (engine, prompt for a chat model, label set), or None."""
+    if not eng:
+        return "lab_need_engine"
+    if takes_prompt(eng) and not ref:
+        return "lab_need_prompt"
+    if not ls:
+        return "lab_need_set" if has_sets else "lab_no_sets"
+    return None
+
+
+def resume_flags(row: dict[str, Any] | None) -> tuple[bool, bool]:
+    """(Resume on, Retry errors on) for a run: resume while videos are left to run (or it was cancelled /
+    failed / cut off while running), retry while some videos errored; an imported run is neither."""
+    if not row or row.get("status") == "imported":
+        return False, False
+    planned, _, _ = msg.coverage_counts(row)
+    in_library = (planned or 0) - int(row.get("missing") or 0)
+    todo = max(in_library - int(row.get("predictions") or 0), 0)
+    return bool(todo or row.get("status") in ("cancelled", "failed", "running")), int(row.get("errors") or 0) > 0
+
+
+def manage_flags(row: dict[str, Any] | None, sure: bool) -> tuple[bool, bool, bool, bool]:
+    """(Rename, Hide, Unhide, Delete) on for a run: hide only a shown run, unhide only a hidden one, delete
+    only with the confirmation ticked."""
+    if not row:
+        return False, False, False, False
+    hidden = bool(row.get("hidden"))
+    return True, not hidden, hidden, bool(sure)
+
+
 def default_runs(state: AppState, label_set: str | None) -> list[str]:
     return [v for _, v in run_choices(state, label_set)[:MATRIX_DEFAULT_RUNS]] if label_set else []
 
@@ -526,13 +600,16 @@ def matrix_html(state: AppState, label_set: str | None, run_ids: list[str] | Non
                          f'data-run="{e(c["run_id"])}" title="{e(tip)}" style="background:{bg};color:{fg}">'
                          f"{e(_cell_text(p, cls, lang))}</td>")
         body.append(f'<tr data-video="{e(vid)}">{"".join(cells)}</tr>')
-    note = msg.m("lab_no_runs", lang) if not runs else msg.m("lab_click_hint", lang)
-    note_html = f'<p id="lab-matrix-empty">{e(note)}</p>' if not runs else f"<p><small>{e(note)}</small></p>"
     caption = msg.m("lab_matrix_caption", lang, s=e(label_set), v=len(labels), r=len(runs))
-    return (f'<style>{MATRIX_CSS}</style><div class="lab-legend">{legend}</div>'
-            f'<p><small>{caption}</small></p>'
-            f'<table class="lab-matrix"><thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(body)}</tbody>'
-            f'<tfoot><tr>{"".join(foot)}</tr></tfoot></table>{note_html}')
+    table = (f'<table class="lab-matrix"><thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(body)}</tbody>'
+             f'<tfoot><tr>{"".join(foot)}</tr></tfoot></table>')
+    if runs:
+        return (f'<style>{MATRIX_CSS}</style><div class="lab-legend">{legend}</div><p><small>{caption}</small></p>'
+                f'{table}<p><small>{e(msg.m("lab_click_hint", lang))}</small></p>')
+    # no run shown: say so first (no run of this set yet, or none picked), then the videos and their labels
+    note = msg.m("lab_no_runs" if run_choices(state, label_set) else "lab_no_runs_yet", lang)
+    return (f'<style>{MATRIX_CSS}</style><p id="lab-matrix-empty">⚠️ {e(note)}</p>'
+            f'<p><small>{caption}</small></p>{table}')
 
 
 # -- drill-down ---------------------------------------------------------------------------------------
@@ -710,6 +787,11 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     p_default = default_prompt(plib0)
     ls_default = default_label_set(state)
     e_choices, e_default = engine_choices(state.config.default_engine or "baseline")
+    sets0 = label_set_choices(state)
+    runs0 = run_choices(state, ls_default)
+    resumable0 = resumable_choices(state)
+    all_runs0 = run_choices(state, include_hidden=True)
+    need0 = run_need(p_default, e_default, ls_default, bool(sets0))
     active: dict[str, Any] = {"cancel": None, "run": None}  # the one run this server is making now
     run_lock = threading.Lock()
     last_run = gr.State("")  # the id of the latest run made here; the Reports tab listens to it
@@ -744,20 +826,24 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     with gr.Accordion(t("运行"), open=True, elem_id="lab-run-box"):
         with gr.Row():
             engine = gr.Dropdown(choices=e_choices, value=e_default, label=t("引擎"), scale=2, elem_id="lab-engine")
-            label_set = gr.Dropdown(choices=label_set_choices(state), value=ls_default, label=t("标签集"), scale=2,
+            label_set = gr.Dropdown(choices=sets0, value=ls_default, label=t("标签集"), scale=2,
                                     elem_id="lab-label-set")
             videos = gr.Dropdown(choices=video_choices(state, ls_default), value=[], multiselect=True,
                                  label=t("视频子集（留空 = 整个标签集）"), scale=3, elem_id="lab-videos")
             run_name = gr.Textbox(label=t("运行名称（可选，唯一）"), placeholder=t("例如 baseline-v3"), scale=2,
                                   elem_id="lab-run-name")
         with gr.Row():
-            run_btn = gr.Button(t("开始运行"), variant="primary", elem_id="lab-run")
+            run_btn = gr.Button(t("开始运行"), variant="primary", elem_id="lab-run", interactive=need0 is None)
             cancel_btn = gr.Button(t("取消"), variant="stop", elem_id="lab-cancel")
+        run_hint = gr.Markdown(hint_static(need0), elem_id="lab-run-hint")
+        # every button below is off until what it needs is picked (the page load and each pick say which)
         with gr.Row():
-            resume_dd = gr.Dropdown(choices=resumable_choices(state), value=None, label=t("继续的运行"), scale=4,
+            resume_dd = gr.Dropdown(choices=resumable0, value=None, label=t("继续的运行"), scale=4,
                                     elem_id="lab-resume-run")
-            resume_btn = gr.Button(t("继续运行"), scale=1, elem_id="lab-resume")
-            retry_btn = gr.Button(t("重试出错的视频"), scale=1, elem_id="lab-retry")
+            resume_btn = gr.Button(t("继续运行"), scale=1, elem_id="lab-resume", interactive=False)
+            retry_btn = gr.Button(t("重试出错的视频"), scale=1, elem_id="lab-retry", interactive=False)
+        resume_hint = gr.Markdown(hint_static("lab_resume_pick" if resumable0 else "lab_resume_none"),
+                                  elem_id="lab-resume-hint")
         run_status = gr.Markdown(elem_id="lab-run-status")
 
     az0 = _azure_defaults()
@@ -789,19 +875,21 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
 
     with gr.Accordion(t("管理运行"), open=False, elem_id="lab-manage"):
         with gr.Row():
-            manage_dd = gr.Dropdown(choices=run_choices(state, include_hidden=True), value=None, label=t("要管理的运行"),
+            manage_dd = gr.Dropdown(choices=all_runs0, value=None, label=t("要管理的运行"),
                                     scale=4, elem_id="lab-manage-run")
             new_name = gr.Textbox(label=t("新名称（留空 = 清除名称）"), scale=2, elem_id="lab-manage-name")
-            rename_btn = gr.Button(t("改名"), scale=0, elem_id="lab-manage-rename")
+            rename_btn = gr.Button(t("改名"), scale=0, elem_id="lab-manage-rename", interactive=False)
         with gr.Row():
-            hide_btn = gr.Button(t("隐藏"), elem_id="lab-manage-hide")
-            unhide_btn = gr.Button(t("取消隐藏"), elem_id="lab-manage-unhide")
+            hide_btn = gr.Button(t("隐藏"), elem_id="lab-manage-hide", interactive=False)
+            unhide_btn = gr.Button(t("取消隐藏"), elem_id="lab-manage-unhide", interactive=False)
             confirm = gr.Checkbox(label=t("确认删除（预测和评审一并删除，无法恢复）"), value=False, elem_id="lab-manage-confirm")
-            delete_btn = gr.Button(t("删除运行"), variant="stop", elem_id="lab-manage-delete")
+            delete_btn = gr.Button(t("删除运行"), variant="stop", elem_id="lab-manage-delete", interactive=False)
+        manage_hint = gr.Markdown(hint_static("lab_manage_pick" if all_runs0 else "lab_manage_none"),
+                                  elem_id="lab-manage-hint")
         manage_status = gr.Markdown(elem_id="lab-manage-status")
 
     gr.Markdown("### " + t("结果矩阵"))
-    runs_dd = gr.Dropdown(choices=run_choices(state, ls_default), value=default_runs(state, ls_default),
+    runs_dd = gr.Dropdown(choices=runs0, value=default_runs(state, ls_default),
                           multiselect=True, label=t("显示的运行"), elem_id="lab-runs")
     matrix = gr.HTML(matrix_html(state, ls_default, default_runs(state, ls_default)), elem_id="lab-matrix",
                      js_on_load=MATRIX_JS)
@@ -810,9 +898,10 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         with gr.Row():
             d_video = gr.Dropdown(choices=video_choices(state, ls_default), label=t("视频"), scale=3,
                                   elem_id="lab-drill-video-id")
-            d_run = gr.Dropdown(choices=run_choices(state, ls_default), label=t("运行 (run)"), scale=3,
+            d_run = gr.Dropdown(choices=runs0, label=t("运行 (run)"), scale=3,
                                 elem_id="lab-drill-run")
-            d_show = gr.Button(t("查看"), scale=0, elem_id="lab-drill-show")
+            d_show = gr.Button(t("查看"), scale=0, elem_id="lab-drill-show", interactive=False)
+        drill_hint = gr.Markdown(hint_static("lab_drill_pick" if runs0 else "lab_drill_none"), elem_id="lab-drill-hint")
         d_status = gr.Markdown(elem_id="lab-drill-status")
         with gr.Row():
             with gr.Column(scale=2):
@@ -827,7 +916,8 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                 # no default: a preselected "agree" nudges reviewers
                 mark = gr.Radio(choices=MARKS, value=None, label=t("评审标记"), elem_id="lab-review-mark")
                 comment = gr.Textbox(label=t("评审意见"), lines=2, elem_id="lab-review-comment")
-                review_btn = gr.Button(t("保存评审"), elem_id="lab-review-save")
+                review_btn = gr.Button(t("保存评审"), elem_id="lab-review-save", interactive=False)
+                review_hint = gr.Markdown("", elem_id="lab-review-hint")
                 review_status = gr.Markdown(elem_id="lab-review-status")
                 reviews_view = gr.Markdown(elem_id="lab-reviews")
             with gr.Column():
@@ -836,16 +926,17 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                                     elem_id="lab-fix-kind")
                 fix_onset = gr.Textbox(label=t("出现时间 (s)"), placeholder=t("留空 = 未知"), elem_id="lab-fix-onset")
                 fix_note = gr.Textbox(label=t("备注"), elem_id="lab-fix-note")
-                fix_btn = gr.Button(t("保存标签修正"), elem_id="lab-fix-save")
+                fix_btn = gr.Button(t("保存标签修正"), elem_id="lab-fix-save", interactive=False)
                 fix_status = gr.Markdown(elem_id="lab-fix-status")
 
     with gr.Accordion(t("比较两次运行"), open=False, elem_id="lab-compare-box"):
         with gr.Row():
-            cmp_a = gr.Dropdown(choices=run_choices(state, ls_default), label=t("运行 A"), elem_id="lab-cmp-a")
-            cmp_b = gr.Dropdown(choices=run_choices(state, ls_default), label=t("运行 B"), elem_id="lab-cmp-b")
+            cmp_a = gr.Dropdown(choices=runs0, label=t("运行 A"), elem_id="lab-cmp-a")
+            cmp_b = gr.Dropdown(choices=runs0, label=t("运行 B"), elem_id="lab-cmp-b")
             cmp_policy = gr.Radio(choices=POLICY_CHOICES, value="counted_wrong", label=t("未解析/出错的处理"),
                                   elem_id="lab-cmp-policy")
-            cmp_btn = gr.Button(t("比较"), scale=0, elem_id="lab-cmp-btn")
+            cmp_btn = gr.Button(t("比较"), scale=0, elem_id="lab-cmp-btn", interactive=False)
+        cmp_hint = gr.Markdown(hint_static("lab_cmp_pick" if len(runs0) >= 2 else "lab_cmp_few"), elem_id="lab-cmp-hint")
         cmp_out = gr.Markdown(elem_id="lab-compare")
 
     # -- handlers -----------------------------------------------------------------------------------
@@ -863,8 +954,12 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         except Exception as e:
             return "", "", "", "", "", "", fail(e, "prompt view", lang)
 
-    def run_lists(ls: str | None, keep: list[str] | None, lang: str, select: str | None = None):
-        """Fresh choices for every run picker: shown runs, drill-down, compare, manage, resume."""
+    def run_lists(ls: str | None, keep: list[str] | None, lang: str, select: str | None = None,
+                  picks: tuple | list = ()):
+        """Fresh choices for every run picker: shown runs, drill-down, compare, manage, resume. ``picks`` are the
+        pickers' values now (drill-down run, A, B, resume, manage): kept while still among the new choices, else
+        cleared (a value outside its choices makes Gradio refuse every event that reads it)."""
+        d_cur, a_cur, b_cur, res_cur, man_cur = (list(picks) + [None] * 5)[:5]
         rc = run_choices(state, ls, lang)
         ids = [v for _, v in rc]
         sel = [r for r in (keep or []) if r in ids]
@@ -872,13 +967,18 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             sel = [select] + [r for r in sel if r != select]
             sel = sel[:max(MATRIX_DEFAULT_RUNS, len(keep or []) + 1)]
         sel = sel or default_runs(state, ls)
-        return (gr.update(choices=rc, value=sel), matrix_html(state, ls, sel, lang),
-                gr.update(choices=rc, value=select) if select else gr.update(choices=rc),
-                gr.update(choices=rc, value=select) if select else gr.update(choices=rc), gr.update(choices=rc),
-                gr.update(choices=run_choices(state, lang=lang, include_hidden=True)),
-                gr.update(choices=resumable_choices(state, lang)))
+        resumable, managed = resumable_choices(state, lang), run_choices(state, lang=lang, include_hidden=True)
 
-    def on_refresh(ref, ls, selected, request: gr.Request = None):
+        def pick(choices, *vals):
+            values = [v for _, v in choices]
+            return next((v for v in vals if v and v in values), None)
+
+        return (gr.update(choices=rc, value=sel), matrix_html(state, ls, sel, lang),
+                gr.update(choices=rc, value=pick(rc, select, d_cur)), gr.update(choices=rc, value=pick(rc, select, a_cur)),
+                gr.update(choices=rc, value=pick(rc, b_cur)), gr.update(choices=managed, value=pick(managed, man_cur)),
+                gr.update(choices=resumable, value=pick(resumable, res_cur)))
+
+    def on_refresh(ref, ls, selected, d_cur, a_cur, b_cur, res_cur, man_cur, request: gr.Request = None):
         lang = msg.lang_of(request)
         plib = load_library(state)
         choices = prompt_choices(plib)
@@ -888,7 +988,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         sets = label_set_choices(state, lang)
         ls = ls if ls in [v for _, v in sets] else default_label_set(state)
         return (gr.update(choices=choices, value=ref), gr.update(choices=sets, value=ls),
-                *run_lists(ls, selected, lang),
+                *run_lists(ls, selected, lang, picks=(d_cur, a_cur, b_cur, res_cur, man_cur)),
                 msg.status(msg.md("lab_prompt_problems", lang, p=problems), ok=False) if problems else "")
 
     def on_save(ref, sys_txt, user_txt, fs_txt, notes_txt, request: gr.Request = None):
@@ -911,8 +1011,8 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         sel = default_runs(state, ls)
         vids = video_choices(state, ls)
         return (gr.update(choices=vids, value=[]), gr.update(choices=rc, value=sel), matrix_html(state, ls, sel, lang),
-                gr.update(choices=vids, value=None), gr.update(choices=rc, value=None), gr.update(choices=rc),
-                gr.update(choices=rc))
+                gr.update(choices=vids, value=None), gr.update(choices=rc, value=None), gr.update(choices=rc, value=None),
+                gr.update(choices=rc, value=None))
 
     def on_runs(ls, selected, request: gr.Request = None):
         lang = msg.lang_of(request)
@@ -926,6 +1026,95 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
 
     def lock_ui():
         return buttons(False)
+
+    # -- empty states: each button on only when what it needs is picked; one sentence says what is missing.
+    # Each group answers for its own picks (their .change) and all of them after anything that changes the
+    # runs (a run ending, a run managed, Refresh, the label set, the page load).
+    def _btn(on: bool):
+        return gr.update(interactive=bool(on))
+
+    def _row(rid: str | None) -> dict[str, Any] | None:
+        if not rid:
+            return None
+        try:
+            return R.get_run(state.store, rid)
+        except Exception:  # deleted since it was picked
+            return None
+
+    def _run_ids(ls: str | None) -> list[str]:
+        return [v for _, v in run_choices(state, ls)] if ls else []
+
+    def run_sync(ref, eng, ls, lang: str):
+        """(Run, its sentence): off while a run is going on this server (no sentence: the Run box shows it)."""
+        busy = run_lock.locked()
+        need = run_need(ref, eng, ls, bool(ls) or bool(lab.list_sets(state.store)))
+        return _btn(need is None and not busy), hint_md(None if busy else need, lang)
+
+    def resume_sync(rid, lang: str):
+        """(run picker, Resume, Retry errors, sentence): a picked run that is no longer resumable is unpicked."""
+        ids = [v for _, v in resumable_choices(state, lang)]
+        dd = gr.skip()
+        if rid and rid not in ids:  # finished, hidden or deleted since it was picked
+            dd, rid = gr.update(value=None), None
+        resume, retry = resume_flags(_row(rid))
+        busy = run_lock.locked()
+        key = None if rid else ("lab_resume_pick" if ids else "lab_resume_none")
+        return dd, _btn(resume and not busy), _btn(retry and not busy), hint_md(key, lang)
+
+    def manage_sync(rid, sure, lang: str):
+        """(run picker, Rename, Hide, Unhide, Delete, sentence)."""
+        row = _row(rid)
+        dd = gr.update(value=None) if rid and row is None else gr.skip()
+        if row is None:
+            key = "lab_manage_pick" if run_choices(state, lang=lang, include_hidden=True) else "lab_manage_none"
+        else:
+            key = None if sure else "lab_manage_confirm"
+        return (dd, *(_btn(f) for f in manage_flags(row, sure)), hint_md(key, lang))
+
+    def drill_sync(ls, video_id, rid, mark_value, lang: str, ids: list[str] | None = None):
+        """(run picker, 查看, 保存标签修正, 保存评审, sentence, review sentence): 查看 needs a video and a run,
+        the correction a video (and a label set), the review a video, a run and a mark."""
+        ids = _run_ids(ls) if ids is None else ids
+        dd = gr.skip()
+        if rid and rid not in ids:  # hidden, deleted or of another label set
+            dd, rid = gr.update(value=None), None
+        cell = bool(video_id and rid)
+        key = None if cell else ("lab_drill_pick" if ids else "lab_drill_none")
+        return (dd, _btn(cell), _btn(video_id and (rid or ls)), _btn(cell and mark_value), hint_md(key, lang),
+                hint_md("lab_drill_need_mark" if cell and not mark_value else None, lang))
+
+    def cmp_sync(ls, a, b, lang: str, ids: list[str] | None = None):
+        """(run A, run B, 比较, sentence): two different runs of the label set."""
+        ids = _run_ids(ls) if ids is None else ids
+        ups = []
+        for rid in (a, b):
+            ups.append(gr.update(value=None) if rid and rid not in ids else gr.skip())
+        a, b = (a if a in ids else None), (b if b in ids else None)
+        on = bool(a and b and a != b)
+        key = "lab_cmp_few" if len(ids) < 2 else (None if on else "lab_cmp_pick")
+        return (*ups, _btn(on), hint_md(key, lang))
+
+    def sync_all(ref, eng, ls, resume_rid, manage_rid, sure, video_id, rid, mark_value, a, b,
+                 request: gr.Request = None):
+        lang = msg.lang_of(request)
+        ids = _run_ids(ls)
+        return (*run_sync(ref, eng, ls, lang), *resume_sync(resume_rid, lang), *manage_sync(manage_rid, sure, lang),
+                *drill_sync(ls, video_id, rid, mark_value, lang, ids), *cmp_sync(ls, a, b, lang, ids))
+
+    def on_run_pick(ref, eng, ls, request: gr.Request = None):
+        return run_sync(ref, eng, ls, msg.lang_of(request))
+
+    def on_resume_pick(rid, request: gr.Request = None):
+        return resume_sync(rid, msg.lang_of(request))
+
+    def on_manage_pick(rid, sure, request: gr.Request = None):
+        return manage_sync(rid, sure, msg.lang_of(request))
+
+    def on_drill_pick(ls, video_id, rid, mark_value, request: gr.Request = None):
+        return drill_sync(ls, video_id, rid, mark_value, msg.lang_of(request))
+
+    def on_cmp_pick(ls, a, b, request: gr.Request = None):
+        return cmp_sync(ls, a, b, msg.lang_of(request))
 
     def _evaluate(lang: str, progress, *, start: dict[str, Any] | None = None, resume: str | None = None,
                   retry: bool = False):
@@ -993,9 +1182,10 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     def on_retry(rid, request: gr.Request = None, progress=gr.Progress()):
         return on_resume_any(rid, True, msg.lang_of(request), progress)
 
-    def after_run(ls, selected, rid, request: gr.Request = None):
+    def after_run(ls, selected, rid, d_cur, a_cur, b_cur, res_cur, man_cur, request: gr.Request = None):
         lang = msg.lang_of(request)
-        return (*run_lists(ls, selected, lang, select=rid or None), *buttons(True))
+        # the buttons: sync_all, chained after this
+        return run_lists(ls, selected, lang, select=rid or None, picks=(d_cur, a_cur, b_cur, res_cur, man_cur))
 
     def on_cancel(request: gr.Request = None):
         lang = msg.lang_of(request)
@@ -1006,7 +1196,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         return msg.status(msg.m("lab_cancelling", lang))
 
     # run housekeeping
-    def manage(action: str, rid, name, sure, ls, selected, lang: str):
+    def manage(action: str, rid, name, sure, ls, selected, picks, lang: str):
         try:
             if not rid:
                 return (msg.status(msg.m("lab_need_manage", lang), ok=False), *(gr.skip(),) * 7, gr.skip())
@@ -1024,22 +1214,26 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                 text = msg.md("lab_deleted", lang, r=deleted)
         except Exception as e:
             return (fail(e, "manage runs", lang), *(gr.skip(),) * 7, gr.skip())
-        lists = run_lists(ls, selected, lang)
+        lists = run_lists(ls, selected, lang, picks=picks)
         keep = None if action == "delete" else rid
         manage_upd = gr.update(choices=run_choices(state, lang=lang, include_hidden=True), value=keep)
         return (msg.status(text), *lists[:5], manage_upd, lists[6], False)
 
-    def on_rename(rid, name, ls, selected, request: gr.Request = None):
-        return manage("rename", rid, name, False, ls, selected, msg.lang_of(request))
+    def on_rename(rid, name, ls, selected, d_cur, a_cur, b_cur, res_cur, man_cur, request: gr.Request = None):
+        return manage("rename", rid, name, False, ls, selected, (d_cur, a_cur, b_cur, res_cur, man_cur),
+                      msg.lang_of(request))
 
-    def on_hide(rid, ls, selected, request: gr.Request = None):
-        return manage("hide", rid, None, False, ls, selected, msg.lang_of(request))
+    def on_hide(rid, ls, selected, d_cur, a_cur, b_cur, res_cur, man_cur, request: gr.Request = None):
+        return manage("hide", rid, None, False, ls, selected, (d_cur, a_cur, b_cur, res_cur, man_cur),
+                      msg.lang_of(request))
 
-    def on_unhide(rid, ls, selected, request: gr.Request = None):
-        return manage("unhide", rid, None, False, ls, selected, msg.lang_of(request))
+    def on_unhide(rid, ls, selected, d_cur, a_cur, b_cur, res_cur, man_cur, request: gr.Request = None):
+        return manage("unhide", rid, None, False, ls, selected, (d_cur, a_cur, b_cur, res_cur, man_cur),
+                      msg.lang_of(request))
 
-    def on_delete(rid, sure, ls, selected, request: gr.Request = None):
-        return manage("delete", rid, None, sure, ls, selected, msg.lang_of(request))
+    def on_delete(rid, sure, ls, selected, d_cur, a_cur, b_cur, res_cur, man_cur, request: gr.Request = None):
+        return manage("delete", rid, None, sure, ls, selected, (d_cur, a_cur, b_cur, res_cur, man_cur),
+                      msg.lang_of(request))
 
     def show(video_id, run_id, lang: str = "zh"):
         empty = (None, "", "", "", "")
@@ -1243,25 +1437,47 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     # -- wiring -------------------------------------------------------------------------------------
     view_outs = [yaml_view, diff_view, system, user, few_shot, notes, save_status]
     list_outs = [runs_dd, matrix, d_run, cmp_a, cmp_b, manage_dd, resume_dd]
+    # the empty states (see sync_all): what each group reads and the buttons and sentences it sets
+    run_g = ([prompt_dd, engine, label_set], [run_btn, run_hint])
+    resume_g = ([resume_dd], [resume_dd, resume_btn, retry_btn, resume_hint])
+    manage_g = ([manage_dd, confirm], [manage_dd, rename_btn, hide_btn, unhide_btn, delete_btn, manage_hint])
+    drill_g = ([label_set, d_video, d_run, mark], [d_run, d_show, fix_btn, review_btn, drill_hint, review_hint])
+    cmp_g = ([label_set, cmp_a, cmp_b], [cmp_a, cmp_b, cmp_btn, cmp_hint])
+    sync_in = [prompt_dd, engine, label_set, resume_dd, manage_dd, confirm, d_video, d_run, mark, cmp_a, cmp_b]
+    sync_out = [*run_g[1], *resume_g[1], *manage_g[1], *drill_g[1], *cmp_g[1]]
+    for fn, (ins, outs), comps in ((on_run_pick, run_g, [prompt_dd, engine]), (on_resume_pick, resume_g, [resume_dd]),
+                                   (on_manage_pick, manage_g, [manage_dd, confirm]),
+                                   (on_drill_pick, drill_g, [d_video, d_run, mark]), (on_cmp_pick, cmp_g, [cmp_a, cmp_b])):
+        for comp in comps:
+            comp.change(fn, ins, outs, show_progress="hidden")
+
+    def synced(dep):
+        """Chain the empty states after an event that changes the runs or the label set."""
+        return dep.then(sync_all, sync_in, sync_out, show_progress="hidden")
+
     prompt_dd.change(on_prompt, [prompt_dd], view_outs)
-    refresh.click(on_refresh, [prompt_dd, label_set, runs_dd], [prompt_dd, label_set, *list_outs, save_status])
+    picks = [d_run, cmp_a, cmp_b, resume_dd, manage_dd]  # run_lists keeps these while still valid
+    synced(refresh.click(on_refresh, [prompt_dd, label_set, runs_dd, *picks],
+                         [prompt_dd, label_set, *list_outs, save_status]))
     save.click(on_save, [prompt_dd, system, user, few_shot, notes], [prompt_dd, yaml_view, diff_view, save_status])
-    label_set.change(on_label_set, [label_set], [videos, runs_dd, matrix, d_video, d_run, cmp_a, cmp_b])
+    # no progress overlay on the runs and the matrix (progress belongs in the Run box; this one is quick)
+    synced(label_set.change(on_label_set, [label_set], [videos, runs_dd, matrix, d_video, d_run, cmp_a, cmp_b],
+                            show_progress="hidden"))
     runs_dd.change(on_runs, [label_set, runs_dd], [matrix], show_progress="hidden")
     run_buttons = [run_btn, resume_btn, retry_btn]
     # The buttons go grey in the browser at once (js) and on the server's answer; the server also refuses a
     # second run while one is going (run_lock), whichever browser asks. Progress is drawn in the Run box only.
     for btn, fn, inputs in ((run_btn, on_run, [prompt_dd, engine, label_set, videos, run_name]),
                             (resume_btn, on_resume, [resume_dd]), (retry_btn, on_retry, [resume_dd])):
-        btn.click(lock_ui, None, run_buttons, js=RUN_BTN_JS, queue=False, trigger_mode="once").then(
+        synced(btn.click(lock_ui, None, run_buttons, js=RUN_BTN_JS, queue=False, trigger_mode="once").then(
             fn, inputs, [run_status, last_run], show_progress_on=[run_status]).then(
-            after_run, [label_set, runs_dd, last_run], [*list_outs, *run_buttons], show_progress="hidden")
+            after_run, [label_set, runs_dd, last_run, *picks], list_outs, show_progress="hidden"))
     cancel_btn.click(on_cancel, None, [run_status], queue=False)
     manage_outs = [manage_status, runs_dd, matrix, d_run, cmp_a, cmp_b, manage_dd, resume_dd, confirm]
-    rename_btn.click(on_rename, [manage_dd, new_name, label_set, runs_dd], manage_outs)
-    hide_btn.click(on_hide, [manage_dd, label_set, runs_dd], manage_outs)
-    unhide_btn.click(on_unhide, [manage_dd, label_set, runs_dd], manage_outs)
-    delete_btn.click(on_delete, [manage_dd, confirm, label_set, runs_dd], manage_outs)
+    synced(rename_btn.click(on_rename, [manage_dd, new_name, label_set, runs_dd, *picks], manage_outs))
+    synced(hide_btn.click(on_hide, [manage_dd, label_set, runs_dd, *picks], manage_outs))
+    synced(unhide_btn.click(on_unhide, [manage_dd, label_set, runs_dd, *picks], manage_outs))
+    synced(delete_btn.click(on_delete, [manage_dd, confirm, label_set, runs_dd, *picks], manage_outs))
     drill_outs = [d_player, d_label, d_verdict, d_raw, reviews_view, d_status]
     d_show.click(on_show, [d_video, d_run], drill_outs)
     matrix.click(on_cell, None, [d_video, d_run, *drill_outs, mark])
@@ -1293,22 +1509,28 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             log.warning("prompt view failed: %s", e)
         ec, ev = engine_choices(state.config.default_engine or "baseline", lang)
         busy = run_lock.locked()
+        # Resume / Retry wait for a pick; the rest of the empty states follow in sync_all (chained)
         return (gr.update(choices=choices, value=ref), *view, gr.update(choices=sets, value=ls),
                 gr.update(choices=vids), *run_lists(ls, None, lang), gr.update(choices=vids),
-                gr.update(choices=ec, value=ev), *buttons(not busy),
+                gr.update(choices=ec, value=ev),
+                _btn(not busy and run_need(ref, ev, ls, bool(sets)) is None), _btn(False), _btn(False),
                 f"<small>{msg.md('lab_save_where', lang, d=prompt_save_dir(state))}</small>")
 
-    on_load(on_page_load, [prompt_dd, label_set],
-            [prompt_dd, yaml_view, diff_view, system, user, few_shot, notes, label_set, videos, *list_outs,
-             d_video, engine, *run_buttons, save_where])
+    loaded = on_load(on_page_load, [prompt_dd, label_set],
+                     [prompt_dd, yaml_view, diff_view, system, user, few_shot, notes, label_set, videos, *list_outs,
+                      d_video, engine, *run_buttons, save_where])
+    if loaded is not None:
+        synced(loaded)
     return {"prompt": prompt_dd, "label_set": label_set, "runs": runs_dd, "matrix": matrix, "last_run": last_run,
             "cloud_job": cloud_job}
 
 
-def on_load(fn, inputs, outputs) -> None:
-    """Register ``fn`` on the page load of the Blocks being built (tabs do not get the Blocks object)."""
+def on_load(fn, inputs, outputs):
+    """Register ``fn`` on the page load of the Blocks being built (tabs do not get the Blocks object); the
+    event's dependency (for ``.then``), None outside a Blocks."""
     from gradio.context import Context
 
     root = Context.root_block
     if root is not None:
-        root.load(fn, inputs, outputs)
+        return root.load(fn, inputs, outputs)
+    return None
