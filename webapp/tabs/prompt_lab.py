@@ -1445,11 +1445,14 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     cmp_g = ([label_set, cmp_a, cmp_b], [cmp_a, cmp_b, cmp_btn, cmp_hint])
     sync_in = [prompt_dd, engine, label_set, resume_dd, manage_dd, confirm, d_video, d_run, mark, cmp_a, cmp_b]
     sync_out = [*run_g[1], *resume_g[1], *manage_g[1], *drill_g[1], *cmp_g[1]]
+    # A user's pick answers at once (.input); a pick made by a handler (a cell click, a run ending, Refresh...)
+    # is followed by sync_all chained after that handler: a .change fired amid a handler's updates could read a
+    # neighbour picker's old value outside its new choices, which Gradio refuses with an error.
     for fn, (ins, outs), comps in ((on_run_pick, run_g, [prompt_dd, engine]), (on_resume_pick, resume_g, [resume_dd]),
                                    (on_manage_pick, manage_g, [manage_dd, confirm]),
                                    (on_drill_pick, drill_g, [d_video, d_run, mark]), (on_cmp_pick, cmp_g, [cmp_a, cmp_b])):
         for comp in comps:
-            comp.change(fn, ins, outs, show_progress="hidden")
+            comp.input(fn, ins, outs, show_progress="hidden")
 
     def synced(dep):
         """Chain the empty states after an event that changes the runs or the label set."""
@@ -1459,7 +1462,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     picks = [d_run, cmp_a, cmp_b, resume_dd, manage_dd]  # run_lists keeps these while still valid
     synced(refresh.click(on_refresh, [prompt_dd, label_set, runs_dd, *picks],
                          [prompt_dd, label_set, *list_outs, save_status]))
-    save.click(on_save, [prompt_dd, system, user, few_shot, notes], [prompt_dd, yaml_view, diff_view, save_status])
+    synced(save.click(on_save, [prompt_dd, system, user, few_shot, notes], [prompt_dd, yaml_view, diff_view, save_status]))
     # no progress overlay on the runs and the matrix (progress belongs in the Run box; this one is quick)
     synced(label_set.change(on_label_set, [label_set], [videos, runs_dd, matrix, d_video, d_run, cmp_a, cmp_b],
                             show_progress="hidden"))
@@ -1480,8 +1483,8 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     synced(delete_btn.click(on_delete, [manage_dd, confirm, label_set, runs_dd, *picks], manage_outs))
     drill_outs = [d_player, d_label, d_verdict, d_raw, reviews_view, d_status]
     d_show.click(on_show, [d_video, d_run], drill_outs)
-    matrix.click(on_cell, None, [d_video, d_run, *drill_outs, mark])
-    review_btn.click(on_review, [d_video, d_run, mark, comment], [review_status, reviews_view, comment, mark])
+    synced(matrix.click(on_cell, None, [d_video, d_run, *drill_outs, mark]))
+    synced(review_btn.click(on_review, [d_video, d_run, mark, comment], [review_status, reviews_view, comment, mark]))
     fix_btn.click(on_fix, [d_video, d_run, label_set, fix_kind, fix_onset, fix_note], [fix_status, d_label, label_set])
     cmp_btn.click(on_compare, [cmp_a, cmp_b, cmp_policy, label_set], [cmp_out])
 
