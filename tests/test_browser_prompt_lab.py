@@ -214,11 +214,17 @@ def test_run_baseline_on_demo_fills_matrix(page, app, demo_labels):
     # progress is drawn in the Run box, never over the runs dropdown or the matrix
     page.wait_for_function("() => /synth_|准备中|视频/.test(document.querySelector('#lab-run-status').innerText)",
                            timeout=120_000)
-    progress = re.compile(r"processing|准备中|运行 r\d{8}|synth_\S+：")
-    for _ in range(3):
-        assert not progress.search(page.locator("#lab-matrix").inner_text())
-        assert not progress.search(page.locator("#lab-runs").inner_text())
+    # The run's own progress text never shows there; Gradio's generic "processing" line may flash over a component
+    # while a quick event is queued on a busy server, but the run's progress would stay for the whole run.
+    progress = re.compile(r"准备中|运行 r\d{8}|synth_\S+：")
+    flashes = {"#lab-matrix": 0, "#lab-runs": 0}
+    for _ in range(4):
+        for sel in flashes:
+            text = page.locator(sel).inner_text()
+            assert not progress.search(text), text
+            flashes[sel] += "processing" in text
         page.wait_for_timeout(700)
+    assert all(n < 4 for n in flashes.values()), flashes
     status = _wait_status(page, "lab-run-status", timeout=300_000)
     assert status.startswith("✅"), status
     run_id = RUN_ID.search(status).group(0)

@@ -171,13 +171,11 @@ def test_tab_views_stay_out_of_the_browser_run_history(env_dirs):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_refresh_leaves_no_run_history_in_the_browser(page, app, run_id):
+    """Nothing of the tab (nor of any other: the app turns Gradio's run history off) is kept in localStorage,
+    where Gradio would otherwise copy every public call's outputs and re-write them on each click. That the check
+    looks where Gradio keeps that history is shown by tests/test_browser_chat.py, which fails with it on."""
     _open_reports(page, app, run_id)
     page.click("#rep-refresh")
     page.wait_for_timeout(1500)
-    recorded = page.evaluate("""() => Object.keys(localStorage).filter(k => k.startsWith('gradio:run-history:'))
-        .flatMap(k => { try { const v = JSON.parse(localStorage.getItem(k)); return Array.isArray(v) ? v : []; }
-                        catch { return []; } })
-        .map(r => [r.api_name || r.endpoint || '', (r.output_components || []).map(c => (c && c.props && c.props.elem_id) || '')])""")
-    assert recorded, "the app records other tabs' calls (the history this test looks in is where Gradio keeps it)"
-    mine = [name for name, outs in recorded if any(o.startswith("rep-") for o in outs)]
-    assert not mine, mine
+    keys = page.evaluate("() => Object.keys(localStorage)")
+    assert not [k for k in keys if k.startswith("gradio:run-history:")], keys

@@ -928,20 +928,23 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     refresh_outputs = [video, engine, engines_md, prompt, lib_seen, cat_pick]
     controls = [engine_info, cannot, need_video, question, send, detect_btn]
     control_inputs = [engine, model, video]
+    # the controls' gating is quick: no progress overlay over the sentence and the buttons
+    hidden = {"show_progress": "hidden"}
     refresh.click(on_refresh, [video, engine, lib_current, lib_seen], refresh_outputs) \
-        .then(on_model, control_inputs, controls)
+        .then(on_model, control_inputs, controls, **hidden)
     if isinstance(tab, gr.Tab):
         tab.select(on_refresh, [video, engine, lib_current, lib_seen], refresh_outputs) \
-            .then(on_model, control_inputs, controls) \
+            .then(on_model, control_inputs, controls, **hidden) \
             .then(on_tab_lang, [chat_id, video, engine], [card, hist, hist_ids, frames])
     video_outputs = [player, chatbot, status, card, onset_btn, onset_val, call_md, raw, track, hist, hist_ids, chat_id]
     video.change(on_video, [video], video_outputs)
-    video.change(on_model, control_inputs, controls)  # picked: questions/detection on; cleared: off again
+    video.change(on_model, control_inputs, controls, **hidden)  # picked: questions/detection on; cleared: off again
     upload.upload(on_upload, [upload], [video, status, upload])
     engine.change(on_engine, [engine, pending_model, video],
-                  [model, engine_info, frames, status, cannot, need_video, question, send, detect_btn, pending_model])
-    model.submit(on_model, control_inputs, controls)
-    model.blur(on_model, control_inputs, controls)
+                  [model, engine_info, frames, status, cannot, need_video, question, send, detect_btn, pending_model],
+                  **hidden)
+    model.submit(on_model, control_inputs, controls, **hidden)
+    model.blur(on_model, control_inputs, controls, **hidden)
     send_inputs = [question, chat_id, video, engine, model, frames, max_new]
     send_outputs = [chatbot, question, status, chat_id, hist, hist_ids]
     ev_send = send.click(on_send, send_inputs, send_outputs)
@@ -971,8 +974,8 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     picked_model = gr.State("")
     apply_outputs = [engine, model, pending_model, *controls]
     cat_pull.click(on_cat_pull, [cat_pick], [cat_status, cat_info, cat_pick, cat_use, picked_engine, picked_model]) \
-        .then(_apply_model, [picked_engine, picked_model, engine, video], apply_outputs)
+        .then(_apply_model, [picked_engine, picked_model, engine, video], apply_outputs, **hidden)
     cat_use.click(on_cat_use, [cat_pick], [cat_status, picked_engine, picked_model]) \
-        .then(_apply_model, [picked_engine, picked_model, engine, video], apply_outputs)
+        .then(_apply_model, [picked_engine, picked_model, engine, video], apply_outputs, **hidden)
     return {"video": video, "player": player, "engine": engine, "chatbot": chatbot, "status": status,
             "card": card, "chat_id": chat_id, "video_choices": video_choices}

@@ -1460,8 +1460,9 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
 
     prompt_dd.change(on_prompt, [prompt_dd], view_outs)
     picks = [d_run, cmp_a, cmp_b, resume_dd, manage_dd]  # run_lists keeps these while still valid
+    # no progress overlay on the runs and the matrix anywhere (progress belongs in the Run box; these are quick)
     synced(refresh.click(on_refresh, [prompt_dd, label_set, runs_dd, *picks],
-                         [prompt_dd, label_set, *list_outs, save_status]))
+                         [prompt_dd, label_set, *list_outs, save_status], show_progress="hidden"))
     synced(save.click(on_save, [prompt_dd, system, user, few_shot, notes], [prompt_dd, yaml_view, diff_view, save_status]))
     # no progress overlay on the runs and the matrix (progress belongs in the Run box; this one is quick)
     synced(label_set.change(on_label_set, [label_set], [videos, runs_dd, matrix, d_video, d_run, cmp_a, cmp_b],
@@ -1477,10 +1478,11 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             after_run, [label_set, runs_dd, last_run, *picks], list_outs, show_progress="hidden"))
     cancel_btn.click(on_cancel, None, [run_status], queue=False)
     manage_outs = [manage_status, runs_dd, matrix, d_run, cmp_a, cmp_b, manage_dd, resume_dd, confirm]
-    synced(rename_btn.click(on_rename, [manage_dd, new_name, label_set, runs_dd, *picks], manage_outs))
-    synced(hide_btn.click(on_hide, [manage_dd, label_set, runs_dd, *picks], manage_outs))
-    synced(unhide_btn.click(on_unhide, [manage_dd, label_set, runs_dd, *picks], manage_outs))
-    synced(delete_btn.click(on_delete, [manage_dd, confirm, label_set, runs_dd, *picks], manage_outs))
+    quiet = {"show_progress_on": [manage_status]}
+    synced(rename_btn.click(on_rename, [manage_dd, new_name, label_set, runs_dd, *picks], manage_outs, **quiet))
+    synced(hide_btn.click(on_hide, [manage_dd, label_set, runs_dd, *picks], manage_outs, **quiet))
+    synced(unhide_btn.click(on_unhide, [manage_dd, label_set, runs_dd, *picks], manage_outs, **quiet))
+    synced(delete_btn.click(on_delete, [manage_dd, confirm, label_set, runs_dd, *picks], manage_outs, **quiet))
     drill_outs = [d_player, d_label, d_verdict, d_raw, reviews_view, d_status]
     d_show.click(on_show, [d_video, d_run], drill_outs)
     synced(matrix.click(on_cell, None, [d_video, d_run, *drill_outs, mark]))
@@ -1535,5 +1537,5 @@ def on_load(fn, inputs, outputs):
 
     root = Context.root_block
     if root is not None:
-        return root.load(fn, inputs, outputs)
+        return root.load(fn, inputs, outputs, show_progress="hidden")
     return None
