@@ -74,3 +74,13 @@ def page(browser):
     pg.set_default_timeout(60_000)
     yield pg
     ctx.close()
+
+
+@pytest.fixture
+def page_en(browser):
+    """The same page for an English browser (Accept-Language en-US)."""
+    ctx = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    ctx.close()

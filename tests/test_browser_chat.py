@@ -419,15 +419,6 @@ def test_model_catalogue_pulls_on_request_with_progress_then_chats(page, app, hu
     assert t["engine"] == "transformers" and t["model"].endswith("/models/smolvlm2-256m") and t["error"] is None
 
 
-@pytest.fixture
-def page_en(browser):
-    ctx = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
-    pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    ctx.close()
-
-
 def test_english_mode_chat_tab_and_layout(page_en, app):
     from engines.registry import all_engines
 

@@ -49,15 +49,6 @@ def _open(page, app, tab: str = "异常热力图", title: str = "运动异常图
                            " return !!e && e.innerText.includes(t); }", arg=title, timeout=120_000)
 
 
-@pytest.fixture
-def page_en(browser):
-    ctx = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
-    pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    ctx.close()
-
-
 def test_motion_heatmap_plays_timeline_seeks_and_is_reused(page, app):
     _open(page, app)
     # no video yet: Run is off and one sentence says why

@@ -27,15 +27,6 @@ def app(tmp_path_factory):
         yield running
 
 
-@pytest.fixture
-def page_en(browser):
-    ctx = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
-    pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    ctx.close()
-
-
 def _open(page, app):
     page.goto(app.url + "/?__theme=light")
     page.wait_for_selector("#lib-gallery")
