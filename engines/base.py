@@ -253,6 +253,11 @@ class Engine:
                 f"或换一个视频大模型引擎（见“模型目录”）。")
 
     # -- to implement --------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Called once in an evaluation worker process before its first video: import (or load) what
+        :meth:`detect` needs, so the first video does not pay for it while the other workers compute.
+        Default: nothing."""
+
     def availability(self) -> tuple[bool, str]:
         raise NotImplementedError
 

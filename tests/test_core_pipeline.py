@@ -277,3 +277,45 @@ def test_worker_processes_answer_like_one_process(store, tmp_path):
     # a detector's run carries no prompt and no generation options
     run = R.get_run(store, two)
     assert run["prompt_id"] is None and run["prompt_hash"] is None and run["engine_kind"] == "detector"
+
+
+def test_prestarted_workers_are_taken_by_the_run_they_were_started_for(store, tmp_path):
+    """``ghostprobe eval`` starts a CPU engine's worker processes before planning; the run uses that pool
+    (warmed up: the engine is built in each worker before the first video), a run that does not fit
+    shuts it down, and engines that do not run in processes get none."""
+    from webapp import evaluation as E
+
+    clips = make_clips(tmp_path / "clips", 3, frames=24, size=(160, 96))
+    insert_labels(store, "w", {p.name: i % 2 == 0 for i, p in enumerate(clips)})
+    assert not E.prestart_workers("no-such-engine", workers=2)
+    assert not E.prestart_workers("baseline", workers=1)  # one worker is the serial mode: nothing to start
+    assert E.prestart_workers("baseline", workers=2)
+    pool = E._WARM["pool"]
+    assert len(pool._processes) == 2  # both processes started before the run is planned
+    assert pool.submit(os.getpid).result(timeout=60) != os.getpid()
+    warmed = pool.submit(_worker_engines_built).result(timeout=60)
+    assert warmed == [("baseline", "baseline-flow-v1")]  # built by the initializer, not by a video
+    rid = E.run_eval(store, engine_name="baseline", label_set="w", videos_dir=clips[0].parent, workers=2,
+                     use_cache=False)
+    assert rid.summary["mode"] == "processes" and rid.summary["model_calls"] == 3
+    assert E._WARM == {}  # taken by the run (and shut down with it)
+    assert pool._shutdown_thread
+    # a pool started for other settings is not used and is shut down when the run starts its own
+    assert E.prestart_workers("baseline", workers=2)
+    other = E._WARM["pool"]
+    rid2 = E.run_eval(store, engine_name="baseline", label_set="w", videos_dir=clips[0].parent, workers=2,
+                      use_cache=False, engine=_baseline_with(score_threshold=0.5))
+    assert rid2.summary["model_calls"] == 3 and E._WARM == {} and other._shutdown_thread
+    E.discard_prestarted()  # nothing left: a no-op
+
+
+def _worker_engines_built() -> list[tuple[str, str]]:
+    from webapp import predict as P
+
+    return sorted((k[0], k[1]) for k in P._WORKER_ENGINES)
+
+
+def _baseline_with(**config):
+    from engines.baseline.engine import BaselineEngine
+
+    return BaselineEngine(**config)

@@ -473,11 +473,12 @@ def schedule(plan: Plan, *, progress: Progress | None = None, cancel: threading.
     return summary
 
 
-def _worker_init(threads: int = 0) -> None:
+def _worker_init(threads: int = 0, spec: tuple | None = None) -> None:
     """Worker processes leave Ctrl-C to the parent, which stops scheduling and lets them finish.
 
     ``threads``: this worker's share of the cores (cores // workers, at least 1): its decoders and
-    OpenCV use no more threads than that, so the workers do not fight over the cores."""
+    OpenCV use no more threads than that, so the workers do not fight over the cores. ``spec``: the
+    engine to build and warm up now (imports, models), before the first video arrives."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -485,6 +486,83 @@ def _worker_init(threads: int = 0) -> None:
         from engines.video import limit_threads
 
         limit_threads(threads)
+    if spec is not None:
+        try:
+            from webapp.predict import worker_engine
+
+            worker_engine(spec, warm=True)
+        except Exception:  # the first video builds it again and records why it failed
+            pass
+
+
+def _engine_spec(engine: Engine) -> tuple[str, str | None, dict[str, Any]]:
+    return (engine.name, engine.model, dict(engine.config or {}))
+
+
+def _process_pool(workers: int, spec: tuple) -> Any:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                               initargs=(max(1, (os.cpu_count() or 1) // workers), spec))
+    # ProcessPoolExecutor starts its processes on demand: start them all now (their interpreters,
+    # imports and engine warm-up run while the parent plans, hashes and queues)
+    for f in [pool.submit(os.getpid) for _ in range(workers)]:
+        f.add_done_callback(lambda _f: None)
+    return pool
+
+
+_WARM: dict[str, Any] = {}  # a pool started by prestart_workers, waiting for the run it was started for
+_WARM_LOCK = threading.Lock()
+
+
+def prestart_workers(engine_name: str | None, model: str | None = None, workers: int | None = None) -> bool:
+    """Start the worker processes of a CPU engine's evaluation now, before the run is planned.
+
+    ``ghostprobe eval`` calls this first: a spawned worker takes ~0.5 s to start Python, import the
+    engine and warm it up, and doing that while the parent opens the run, resolves and hashes the
+    videos takes it off the command's critical path (bench/bench_baseline.py). The run takes the pool
+    when its engine, model, configuration and worker count match (:func:`_run_pool`); otherwise, or
+    when planning fails, :func:`discard_prestarted` shuts it down. Returns whether a pool was started."""
+    if not engine_name:
+        return False
+    try:
+        from engines.registry import all_engines
+
+        cls = all_engines().get(engine_name)
+        if cls is None or cls.remote or not cls.process_safe:
+            return False
+        n = int(workers) if workers else (os.cpu_count() or 1)
+        if n < 2:
+            return False
+        spec = _engine_spec(cls(model=model or None))
+    except Exception:  # planning reports what is wrong with the engine or the worker count
+        return False
+    discard_prestarted()
+    with _WARM_LOCK:
+        _WARM.update(pool=_process_pool(n, spec), spec=spec, workers=n)
+    return True
+
+
+def _take_prestarted(spec: tuple, workers: int) -> Any:
+    """The pre-started pool when it runs this engine with at least ``workers`` processes; a pool that
+    does not fit is shut down at once (not kept idle beside the run's own)."""
+    with _WARM_LOCK:
+        pool, fits = _WARM.pop("pool", None), _WARM.get("spec") == spec and _WARM.get("workers", 0) >= workers
+        _WARM.clear()
+    if pool is not None and not fits:
+        pool.shutdown(wait=False, cancel_futures=True)
+        return None
+    return pool
+
+
+def discard_prestarted() -> None:
+    """Shut down a pool :func:`prestart_workers` started that no run took."""
+    with _WARM_LOCK:
+        pool = _WARM.pop("pool", None)
+        _WARM.clear()
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _file_size(it: VideoItem) -> int:
@@ -505,14 +583,8 @@ def _run_pool(plan: Plan, pending: deque, cancel: threading.Event, finished: Cal
         def submit(it: VideoItem) -> Future:
             return pool.submit(predict_one, plan, it)
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(max_workers=plan.workers, mp_context=mp.get_context("spawn"),
-                                   initializer=_worker_init,
-                                   initargs=(max(1, (os.cpu_count() or 1) // plan.workers),))
-        eng = plan.engine
-        spec = (eng.name, eng.model, dict(eng.config or {}))
+        spec = _engine_spec(plan.engine)
+        pool = _take_prestarted(spec, plan.workers) or _process_pool(plan.workers, spec)
 
         def submit(it: VideoItem) -> Future:
             pr = plan.predictor

@@ -301,13 +301,20 @@ _WORKER_ENGINES: dict[tuple, Engine] = {}
 def compute_in_worker(spec: tuple[str, str | None, dict[str, Any]], path: str, video_id: str,
                       sampling: dict[str, Any], options: dict[str, Any], sha256: str | None) -> Computed:
     """:func:`compute` in a worker process: the engine is built once per process from (name, model, config)."""
+    return compute(worker_engine(spec), path, video_id, sampling, GenerationOptions(**options), None, sha256)
+
+
+def worker_engine(spec: tuple[str, str | None, dict[str, Any]], warm: bool = False) -> Engine:
+    """This worker process's engine for ``spec`` (built once); ``warm``: also run its :meth:`Engine.warm_up`."""
     from engines.registry import get_engine
 
     key = (spec[0], spec[1], tuple(sorted((spec[2] or {}).items())))
     eng = _WORKER_ENGINES.get(key)
     if eng is None:
         eng = _WORKER_ENGINES[key] = get_engine(spec[0], model=spec[1], **(spec[2] or {}))
-    return compute(eng, path, video_id, sampling, GenerationOptions(**options), None, sha256)
+    if warm:
+        eng.warm_up()
+    return eng
 
 
 def _artifact_sinks(store: Store, response_id: int, artifacts: Artifacts, video_id: str) -> None:

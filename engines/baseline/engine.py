@@ -45,6 +45,11 @@ class BaselineEngine(Engine):
     def availability(self) -> tuple[bool, str]:
         return True, "ready: weights-free motion detector on CPU"
 
+    def warm_up(self) -> None:
+        import av  # noqa: F401 - the decoder the default sampling uses
+
+        import engines.baseline.detector  # noqa: F401
+
     def model_id(self) -> str | None:
         return MODEL_ID
 
