@@ -1,6 +1,7 @@
 """The 任务 · Jobs tab in headless Chromium against the real app: seeded jobs with their states and history,
 a refresh that reports the missing Azure ML workspace in one sentence, a SageMaker sync against a moto
-server on loopback, cancel, and a completed job's ingested run opened in 报告 (Reports)."""
+server on loopback, cancel, and a completed job's ingested run opened in 报告 (Reports); its run-time text
+in the browser's language (English only for an English browser, Chinese for a Chinese one)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ boto3 = pytest.importorskip("boto3")
 
 from tests.appserver import RunningApp, free_port  # noqa: E402
 
+CJK = re.compile(r"[\u4e00-\u9fff]")
 pytestmark = pytest.mark.browser
 T0 = datetime(2026, 12, 2, 6, 0, 0)
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
@@ -87,33 +89,34 @@ def test_jobs_tab_shows_seeded_jobs_history_refresh_sync_and_run_in_reports(page
     _open(page, app)
     table = page.locator("#jobs-table")
     done = table.locator('tr[data-job="azureml:gp-eval-done"]')
-    assert "已完成 completed" in done.inner_text() and app.run_id in done.inner_text()
+    assert "已完成" in done.inner_text() and app.run_id in done.inner_text()
+    assert done.locator(".gp-badge.gp-state-completed").inner_text() == "已完成"
     assert "gpu-v100x4 · Standard_NC24s_v3 × 4" in done.inner_text() and "0h30m00s" not in done.inner_text()
     assert "30m00s" in done.inner_text()
     # 0.5 h × 4 nodes × $12.24/h
     assert "$24.48" in done.inner_text()
     assert done.locator("a").get_attribute("href") == "https://ml.azure.com/runs/gp-eval-done"
     running = table.locator('tr[data-job="azureml:gp-eval-running"]')
-    assert "运行中 running" in running.inner_text()
-    # one sentence about the missing workspace, in the tab
+    assert "运行中" in running.inner_text()
+    # one sentence about the missing workspace, in the tab (in Chinese)
     cloud = page.locator("#jobs-cloud").inner_text()
-    assert "Azure ML is not configured: set GHOSTPROBE_AZUREML_SUBSCRIPTION" in cloud
-    assert "SageMaker" in cloud and "configured, not yet contacted: region us-east-1" in cloud
+    assert "Azure ML 尚未配置：请设置 GHOSTPROBE_AZUREML_SUBSCRIPTION" in cloud
+    assert "SageMaker" in cloud and "已配置，尚未连接：区域 us-east-1" in cloud
 
     # the newest job is selected; pick the completed one and read its history with times
     page.locator("#jobs-pick input").click()
     page.get_by_role("option", name="azureml:gp-eval-done · completed").click()
     page.wait_for_function("() => document.querySelector('#jobs-detail').innerText.includes('gp-eval-done')")
     detail = page.locator("#jobs-detail").inner_text()
-    for ts, st in (("2026-12-02 06:00:00", "queued"), ("2026-12-02 06:04:00", "running"),
-                   ("2026-12-02 06:34:00", "completed")):
+    for ts, st in (("2026-12-02 06:00:00", "排队中"), ("2026-12-02 06:04:00", "运行中"),
+                   ("2026-12-02 06:34:00", "已完成")):
         assert ts in detail and st in detail
     assert app.run_id in detail
 
     # refresh: the running job cannot be asked without a workspace: one sentence, nothing lost
     page.locator("#jobs-refresh").click()
-    page.wait_for_function("() => document.querySelector('#jobs-status').innerText.includes('Azure ML is not configured')")
-    assert "运行中 running" in page.locator('#jobs-table tr[data-job="azureml:gp-eval-running"]').inner_text()
+    page.wait_for_function("() => document.querySelector('#jobs-status').innerText.includes('Azure ML 尚未配置')")
+    assert "运行中" in page.locator('#jobs-table tr[data-job="azureml:gp-eval-running"]').inner_text()
 
     # SageMaker: an endpoint created in the (moto) account shows up after a sync
     sm = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=moto_url, aws_access_key_id="testing",
@@ -125,7 +128,7 @@ def test_jobs_tab_shows_seeded_jobs_history_refresh_sync_and_run_in_reports(page
     page.locator("#jobs-sync").click()
     page.wait_for_selector('#jobs-table tr[data-job="sagemaker-endpoint:gp-vlm"]')
     row = page.locator('#jobs-table tr[data-job="sagemaker-endpoint:gp-vlm"]').inner_text()
-    assert "端点 endpoint" in row and "ml.g4dn.xlarge × 1" in row and "未知 unknown" in row
+    assert "端点" in row and "ml.g4dn.xlarge × 1" in row and "未知" in row
 
     # cancel (delete) the endpoint from the tab
     page.locator("#jobs-pick input").click()
@@ -143,6 +146,77 @@ def test_jobs_tab_shows_seeded_jobs_history_refresh_sync_and_run_in_reports(page
     page.wait_for_function(f"() => document.querySelector('#rep-runs').innerText.includes('{app.run_id}')",
                            timeout=60_000)
     assert app.run_id in page.locator("#rep-run input").input_value()
+
+
+def _open_en(page, app):
+    page.goto(app.url + "/?__theme=light")
+    page.get_by_role("tab", name="Jobs").click()
+    page.wait_for_selector("#jobs-table")
+
+
+def _wait_status(page, text: str) -> str:
+    page.wait_for_function("t => document.querySelector('#jobs-status').innerText.includes(t)", arg=text)
+    return page.locator("#jobs-status").inner_text()
+
+
+def _pick(page, option: str) -> None:
+    page.locator("#jobs-pick input").click()
+    page.get_by_role("option", name=option).click()
+
+
+def test_jobs_tab_speaks_english_to_an_english_browser_and_chinese_to_a_chinese_one(page_en, page, app):
+    en = page_en
+    _open_en(en, app)
+    table = en.locator("#jobs-table")
+    assert en.locator("#jobs-table th").all_inner_texts() == [
+        "Job", "Kind", "State", "Compute × count", "Duration", "Cost so far", "Run", "Logs"]
+    done = table.locator('tr[data-job="azureml:gp-eval-done"]')
+    assert done.locator(".gp-badge.gp-state-completed").inner_text() == "completed"
+    assert "open" in done.locator("a").inner_text()
+    assert table.locator('tr[data-job="azureml:gp-eval-running"] .gp-badge').inner_text() == "running"
+    assert not CJK.search(table.inner_text()), table.inner_text()
+    cloud = en.locator("#jobs-cloud").inner_text()
+    assert "Azure ML is not configured: set GHOSTPROBE_AZUREML_SUBSCRIPTION" in cloud
+    assert "configured, not yet contacted: region us-east-1" in cloud and not CJK.search(cloud), cloud
+
+    # the completed job's detail, with its history
+    _pick(en, "azureml:gp-eval-done · completed")
+    en.wait_for_function("() => document.querySelector('#jobs-detail').innerText.includes('gp-eval-done')")
+    detail = en.locator("#jobs-detail").inner_text()
+    assert "compute: gpu-v100x4, 4 × Standard_NC24s_v3" in detail and "cost so far: $24.48" in detail, detail
+    assert f"ingested as run {app.run_id}" in detail and "time (UTC)" in detail and "completed" in detail
+    assert not CJK.search(detail), detail
+
+    # the running job has no run yet: Show the run in Reports says so, in English
+    _pick(en, "azureml:gp-eval-running · running")
+    en.wait_for_function("() => document.querySelector('#jobs-detail').innerText.includes('gp-eval-running')")
+    assert not CJK.search(en.locator("#jobs-detail").inner_text())
+    en.locator("#jobs-show-run").click()
+    status = _wait_status(en, "This job has no ingested run yet.")
+    assert not CJK.search(status), status
+
+    # refresh: the missing workspace in one English sentence; the re-rendered table stays English
+    en.locator("#jobs-refresh").click()
+    status = _wait_status(en, "azureml:gp-eval-running: Azure ML is not configured")
+    assert not CJK.search(status), status
+    assert en.locator("#jobs-table th").first.inner_text() == "Job"
+    assert not CJK.search(en.locator("#jobs-table").inner_text())
+    assert not CJK.search(en.locator("#jobs-detail").inner_text())
+
+    # the same app to a Chinese browser: Chinese
+    _open(page, app)
+    assert page.locator("#jobs-table th").all_inner_texts() == [
+        "任务", "类型", "状态", "计算资源 × 数量", "时长", "成本（至今）", "运行", "日志"]
+    zh_done = page.locator('#jobs-table tr[data-job="azureml:gp-eval-done"]')
+    assert zh_done.locator(".gp-badge").inner_text() == "已完成" and zh_done.locator("a").inner_text() == "打开"
+    _pick(page, "azureml:gp-eval-running · running")
+    page.wait_for_function("() => document.querySelector('#jobs-detail').innerText.includes('gp-eval-running')")
+    assert "计算资源：" in page.locator("#jobs-detail").inner_text()
+    page.locator("#jobs-show-run").click()
+    assert "这个任务还没有导入的运行。" in _wait_status(page, "这个任务还没有导入的运行")
+    page.locator("#jobs-refresh").click()
+    status = _wait_status(page, "azureml:gp-eval-running: Azure ML 尚未配置")
+    assert "is not configured" not in status
 
 
 # -- an evaluation submitted from the Prompt Lab -----------------------------------------------------
@@ -254,5 +328,5 @@ def test_prompt_lab_submits_to_azure_ml_and_the_job_shows_in_the_jobs_tab(page, 
     row = page.locator(f'#jobs-table tr[data-job="{job_id}"]')
     row.wait_for(timeout=60_000)
     text = row.inner_text()
-    assert "排队中 queued" in text and "gpu-v100x4 · Standard_NC24s_v3 × 2" in text, text
+    assert "排队中" in text and "gpu-v100x4 · Standard_NC24s_v3 × 2" in text, text
     assert row.locator("a").get_attribute("href").startswith(f"https://ml.azure.com/runs/{name}")

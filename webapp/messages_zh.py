@@ -573,6 +573,11 @@ BACKEND_ZH: list[tuple[str, str]] = [
     ('No SageMaker endpoint: set GHOSTPROBE_SAGEMAKER_ENDPOINT or pass --endpoint NAME.',
      '没有 SageMaker 端点：请设置 GHOSTPROBE_SAGEMAKER_ENDPOINT，或传入 --endpoint NAME。'),
     ('The answer matches neither the positive nor the negative pattern.', '回答既不匹配“是”的模式，也不匹配“否”的模式。'),
+    # the 任务 · Jobs tab: the clouds' availability lines (engines.cloud.service.cloud_status) and cost notes
+    ('configured, not yet contacted: region {}.', '已配置，尚未连接：区域 {0}。'),
+    ("The {} package is not installed (pip install '.[cloud]').", "没有安装 {0} 包（pip install '.[cloud]'）。"),
+    ('The {} check failed: {}: {}.', '{0} 的可用性检查失败：{1}: {2}。'),
+    ('not started yet: {} × {} at ${}/h', '尚未开始：{0} × {1}，每小时 ${2}'),
 ]
 
 # Phrases that are parts of a sentence above (its {+}), never a message by themselves: what is wrong with a run
