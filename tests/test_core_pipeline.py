@@ -279,43 +279,41 @@ def test_worker_processes_answer_like_one_process(store, tmp_path):
     assert run["prompt_id"] is None and run["prompt_hash"] is None and run["engine_kind"] == "detector"
 
 
-def test_prestarted_workers_are_taken_by_the_run_they_were_started_for(store, tmp_path):
-    """``ghostprobe eval`` starts a CPU engine's worker processes before planning; the run uses that pool
-    (warmed up: the engine is built in each worker before the first video), a run that does not fit
-    shuts it down, and engines that do not run in processes get none."""
+def test_worker_processes_start_while_the_run_is_planned_and_stop_when_planning_fails(store, tmp_path):
+    """A CPU engine's worker processes start as soon as the engine and settings are valid, warmed up (the
+    engine built in each worker before any video), and the run uses them; planning that fails after
+    they started shuts them down; one video is the serial mode and gets none."""
+    import multiprocessing as mp
+
     from webapp import evaluation as E
 
     clips = make_clips(tmp_path / "clips", 3, frames=24, size=(160, 96))
     insert_labels(store, "w", {p.name: i % 2 == 0 for i, p in enumerate(clips)})
-    assert not E.prestart_workers("no-such-engine", workers=2)
-    assert not E.prestart_workers("baseline", workers=1)  # one worker is the serial mode: nothing to start
-    assert E.prestart_workers("baseline", workers=2)
-    pool = E._WARM["pool"]
-    assert len(pool._processes) == 2  # both processes started before the run is planned
-    assert pool.submit(os.getpid).result(timeout=60) != os.getpid()
-    warmed = pool.submit(_worker_engines_built).result(timeout=60)
-    assert warmed == [("baseline", "baseline-flow-v1")]  # built by the initializer, not by a video
-    rid = E.run_eval(store, engine_name="baseline", label_set="w", videos_dir=clips[0].parent, workers=2,
-                     use_cache=False)
-    assert rid.summary["mode"] == "processes" and rid.summary["model_calls"] == 3
-    assert E._WARM == {}  # taken by the run (and shut down with it)
-    assert pool._shutdown_thread
-    # a pool started for other settings is not used and is shut down when the run starts its own
-    assert E.prestart_workers("baseline", workers=2)
-    other = E._WARM["pool"]
-    rid2 = E.run_eval(store, engine_name="baseline", label_set="w", videos_dir=clips[0].parent, workers=2,
-                      use_cache=False, engine=_baseline_with(score_threshold=0.5))
-    assert rid2.summary["model_calls"] == 3 and E._WARM == {} and other._shutdown_thread
-    E.discard_prestarted()  # nothing left: a no-op
+    plan = E.plan_run(store, engine_name="baseline", label_set="w", videos_dir=clips[0].parent, workers=2,
+                      use_cache=False)
+    assert plan.mode == "processes" and plan.pool is not None
+    assert len(plan.pool._processes) == 2  # both started by planning, before any video was sent
+    assert plan.pool.submit(_worker_engines_built).result(timeout=60) == [("baseline", "baseline-flow-v1")]
+    summary = E.schedule(plan)
+    assert summary["mode"] == "processes" and summary["model_calls"] == 3 and plan.pool is None
+    _no_children_left(mp)
+    with pytest.raises(Exception, match="not a folder|does not exist|No such|not found"):
+        E.plan_run(store, engine_name="baseline", label_set="w", videos_dir=tmp_path / "nowhere", workers=2)
+    _no_children_left(mp)
+    single = make_clips(tmp_path / "single", 1, frames=24, size=(160, 96))
+    one = E.plan_run(store, engine_name="baseline", label_set="w", videos_dir=single[0].parent, workers=2)
+    assert one.mode == "serial" and one.pool is None
+    _no_children_left(mp)
+
+
+def _no_children_left(mp, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while mp.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert mp.active_children() == []
 
 
 def _worker_engines_built() -> list[tuple[str, str]]:
     from webapp import predict as P
 
     return sorted((k[0], k[1]) for k in P._WORKER_ENGINES)
-
-
-def _baseline_with(**config):
-    from engines.baseline.engine import BaselineEngine
-
-    return BaselineEngine(**config)

@@ -176,6 +176,7 @@ class Plan:
     writer: Any = None  # reports.run_folder.RunFolderWriter when output_dir is given
     location_defaulted: bool = False
     first_response_id: int = 0
+    pool: Any = None  # processes: the worker pool, started while the run was planned
 
     def pred_id(self, it: VideoItem) -> str:
         return self.id_map.get(R.video_key(it.video_id), it.video_id)
@@ -277,8 +278,7 @@ def plan_run(store: Store, *, engine_name: str | None = None, model: str | None 
             R.require_label_set(store, label_set)
         opts = make_options(options)
         run_sampling = None
-        items = resolve_videos(store, video_ids=video_ids, videos_dir=videos_dir, label_set=label_set,
-                               missing=missing if not video_ids and videos_dir is None else None)
+        items = None  # resolved once the engine and its settings are known to be right
 
     if engine is None:
         from engines.registry import get_engine
@@ -301,10 +301,6 @@ def plan_run(store: Store, *, engine_name: str | None = None, model: str | None 
     elif prompt_ref and not resume:
         raise R.RunError(f"Engine {engine.name} is a detector and takes no prompt; leave the prompt out.")
 
-    predictor = Predictor(store, engine, sampling=run_sampling, options=opts, template=template,
-                          use_cache=use_cache)  # describe(): may ask a server which model it serves
-    identity = predictor.identity
-
     # remote engines: N requests at once on threads; process-safe CPU engines: one process per core
     if engine.remote:
         workers, mode = workers or concurrency, "threads"
@@ -312,9 +308,38 @@ def plan_run(store: Store, *, engine_name: str | None = None, model: str | None 
         workers, mode = workers or (os.cpu_count() or 1), "processes"
     else:
         workers, mode = 1, "serial"
+    # Worker processes start now: a spawned worker takes ~0.5 s to start Python, import and warm up
+    # its engine, which runs while the rest of the run is planned (videos resolved and hashed, the run
+    # created) instead of after it (bench/bench_baseline.py). Shut down if planning fails, or if the
+    # run turns out to need fewer processes; more workers than cores wait until the videos are counted.
+    early = mode == "processes" and 1 < workers <= (os.cpu_count() or 1)
+    pool = _process_pool(workers, _engine_spec(engine)) if early else None
+    try:
+        return _plan_rest(store, engine, engine_name, model, label_set, video_ids, videos_dir, opts, run_sampling,
+                          template, run, items, missing, workers, mode, pool, resume, location, instances, name,
+                          retry_errors, use_cache, output_dir)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
+
+
+def _plan_rest(store, engine, engine_name, model, label_set, video_ids, videos_dir, opts, run_sampling, template,
+               run, items, missing, workers, mode, pool, resume, location, instances, name, retry_errors, use_cache,
+               output_dir) -> Plan:
+    """plan_run once the engine and its settings are valid: the videos, the run, the plan."""
+    if items is None:
+        items = resolve_videos(store, video_ids=video_ids, videos_dir=videos_dir, label_set=label_set,
+                               missing=missing if not video_ids and videos_dir is None else None)
+    predictor = Predictor(store, engine, sampling=run_sampling, options=opts, template=template,
+                          use_cache=use_cache)  # describe(): may ask a server which model it serves
+    identity = predictor.identity
     workers = min(workers, max(1, len(items)))
     if workers == 1:
         mode = "serial"
+    if pool is not None and mode != "processes":
+        pool.shutdown(wait=False, cancel_futures=True)
+        pool = None
 
     writer_manifest = None
     if resume:
@@ -360,7 +385,8 @@ def plan_run(store: Store, *, engine_name: str | None = None, model: str | None 
     done = R.done_video_ids(store, run_id, include_errors=not retry_errors)
     plan = Plan(run_id=run_id, engine=engine, predictor=predictor, items=items, todo=[], id_map=id_map,
                 label_set=label_set, planned=planned, missing=missing, workers=workers, mode=mode,
-                template=template, resumed=bool(resume), writer=writer, location_defaulted=loc_default)
+                template=template, resumed=bool(resume), writer=writer, location_defaulted=loc_default,
+                pool=pool)
     plan.todo = [it for it in items if plan.pred_id(it) not in done]
     plan.first_response_id = int(store.scalar("SELECT coalesce(max(id), 0) FROM responses") or 0)
     return plan
@@ -458,6 +484,10 @@ def schedule(plan: Plan, *, progress: Progress | None = None, cancel: threading.
             interrupted, failure = _run_pool(plan, pending, cancel, finished, emit)
     except BaseException as e:  # writing to the store failed: stop, keep what was written
         failure = e
+    finally:
+        if plan.pool is not None:  # started while planning, never used (a serial run cannot get here with one)
+            plan.pool.shutdown(wait=False, cancel_futures=True)
+            plan.pool = None
     left = len(pending)
     if failure is not None:
         R.finish_run(store, plan.run_id, "failed")
@@ -512,59 +542,6 @@ def _process_pool(workers: int, spec: tuple) -> Any:
     return pool
 
 
-_WARM: dict[str, Any] = {}  # a pool started by prestart_workers, waiting for the run it was started for
-_WARM_LOCK = threading.Lock()
-
-
-def prestart_workers(engine_name: str | None, model: str | None = None, workers: int | None = None) -> bool:
-    """Start the worker processes of a CPU engine's evaluation now, before the run is planned.
-
-    ``ghostprobe eval`` calls this first: a spawned worker takes ~0.5 s to start Python, import the
-    engine and warm it up, and doing that while the parent opens the run, resolves and hashes the
-    videos takes it off the command's critical path (bench/bench_baseline.py). The run takes the pool
-    when its engine, model, configuration and worker count match (:func:`_run_pool`); otherwise, or
-    when planning fails, :func:`discard_prestarted` shuts it down. Returns whether a pool was started."""
-    if not engine_name:
-        return False
-    try:
-        from engines.registry import all_engines
-
-        cls = all_engines().get(engine_name)
-        if cls is None or cls.remote or not cls.process_safe:
-            return False
-        n = int(workers) if workers else (os.cpu_count() or 1)
-        if n < 2:
-            return False
-        spec = _engine_spec(cls(model=model or None))
-    except Exception:  # planning reports what is wrong with the engine or the worker count
-        return False
-    discard_prestarted()
-    with _WARM_LOCK:
-        _WARM.update(pool=_process_pool(n, spec), spec=spec, workers=n)
-    return True
-
-
-def _take_prestarted(spec: tuple, workers: int) -> Any:
-    """The pre-started pool when it runs this engine with at least ``workers`` processes; a pool that
-    does not fit is shut down at once (not kept idle beside the run's own)."""
-    with _WARM_LOCK:
-        pool, fits = _WARM.pop("pool", None), _WARM.get("spec") == spec and _WARM.get("workers", 0) >= workers
-        _WARM.clear()
-    if pool is not None and not fits:
-        pool.shutdown(wait=False, cancel_futures=True)
-        return None
-    return pool
-
-
-def discard_prestarted() -> None:
-    """Shut down a pool :func:`prestart_workers` started that no run took."""
-    with _WARM_LOCK:
-        pool = _WARM.pop("pool", None)
-        _WARM.clear()
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _file_size(it: VideoItem) -> int:
     try:
         return os.stat(it.path).st_size if it.path else 0
@@ -584,7 +561,8 @@ def _run_pool(plan: Plan, pending: deque, cancel: threading.Event, finished: Cal
             return pool.submit(predict_one, plan, it)
     else:
         spec = _engine_spec(plan.engine)
-        pool = _take_prestarted(spec, plan.workers) or _process_pool(plan.workers, spec)
+        pool = plan.pool or _process_pool(plan.workers, spec)
+        plan.pool = None  # shut down below, with this run
 
         def submit(it: VideoItem) -> Future:
             pr = plan.predictor

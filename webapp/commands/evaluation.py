@@ -203,19 +203,12 @@ def cmd_eval(args, ctx) -> int:
     subset = [s.strip() for s in args.subset.split(",") if s.strip()] if args.subset else None
     if args.subset is not None and not subset:
         raise CliError("--subset needs at least one video id.")
-    from webapp.evaluation import discard_prestarted, prestart_workers
-
-    if not args.resume:  # a CPU engine's worker processes start while the run is planned
-        prestart_workers(args.engine, args.model, args.workers)
-    try:
-        rid = run_eval(ctx.store, engine_name=args.engine, model=args.model, label_set=args.label_set,
-                       video_ids=subset, videos_dir=args.videos_dir, prompt_ref=args.prompt, options=options,
-                       sampling=sampling or None, concurrency=args.concurrency, resume=args.resume,
-                       location=args.location, instances=args.instances, name=args.name,
-                       progress=_ProgressPrinter(), retry_errors=args.retry_errors, use_cache=not args.no_cache,
-                       workers=args.workers, output_dir=args.output)
-    finally:
-        discard_prestarted()
+    rid = run_eval(ctx.store, engine_name=args.engine, model=args.model, label_set=args.label_set,
+                   video_ids=subset, videos_dir=args.videos_dir, prompt_ref=args.prompt, options=options,
+                   sampling=sampling or None, concurrency=args.concurrency, resume=args.resume,
+                   location=args.location, instances=args.instances, name=args.name,
+                   progress=_ProgressPrinter(), retry_errors=args.retry_errors, use_cache=not args.no_cache,
+                   workers=args.workers, output_dir=args.output)
     summary = rid.summary
     m = metrics.run_metrics(ctx.store, str(rid))
     c = costs.run_cost(ctx.store, str(rid))
