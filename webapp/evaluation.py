@@ -39,7 +39,7 @@ from engines.errors import EngineError, GhostProbeError
 from reports import runs as R
 from reports.store import Store
 from webapp.predict import (SAMPLING_KEYS, Answer, Computed, Predictor, check_sampling, compute_in_worker,
-                            ensure_available, make_options)
+                            ensure_available, make_options, worker_init)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
@@ -503,28 +503,6 @@ def schedule(plan: Plan, *, progress: Progress | None = None, cancel: threading.
     return summary
 
 
-def _worker_init(threads: int = 0, spec: tuple | None = None) -> None:
-    """Worker processes leave Ctrl-C to the parent, which stops scheduling and lets them finish.
-
-    ``threads``: this worker's share of the cores (cores // workers, at least 1): its decoders and
-    OpenCV use no more threads than that, so the workers do not fight over the cores. ``spec``: the
-    engine to build and warm up now (imports, models), before the first video arrives."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if threads:
-        from engines.video import limit_threads
-
-        limit_threads(threads)
-    if spec is not None:
-        try:
-            from webapp.predict import worker_engine
-
-            worker_engine(spec, warm=True)
-        except Exception:  # the first video builds it again and records why it failed
-            pass
-
-
 def _engine_spec(engine: Engine) -> tuple[str, str | None, dict[str, Any]]:
     return (engine.name, engine.model, dict(engine.config or {}))
 
@@ -533,7 +511,7 @@ def _process_pool(workers: int, spec: tuple) -> Any:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
                                initargs=(max(1, (os.cpu_count() or 1) // workers), spec))
     # ProcessPoolExecutor starts its processes on demand: start them all now (their interpreters,
     # imports and engine warm-up run while the parent plans, hashes and queues)

@@ -32,17 +32,25 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engines.base import (CHAT, DETECTOR, Artifacts, CallRecord, Detection, Engine, EngineIdentity,
                           GenerationOptions)
 from engines.errors import EngineError, GhostProbeError
 from engines.redact import redact
 from engines.types import Clip, Verdict
-from reports import responses as RL
-from reports.store import Store
+
+if TYPE_CHECKING:  # the store is the parent's: worker processes import this module without DuckDB
+    from reports.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def _rl() -> Any:
+    """reports.responses, imported on first use (by the parent, which logs; never by a worker)."""
+    from reports import responses
+
+    return responses
 
 SAMPLING_KEYS = ("num_frames", "fps", "max_side")
 MAX_FRAMES = 512  # more frames than any video LLM takes; the decoder also caps pixels
@@ -298,6 +306,27 @@ def compute(engine: Engine, path: str | Path, video_id: str, sampling: dict[str,
 _WORKER_ENGINES: dict[tuple, Engine] = {}
 
 
+def worker_init(threads: int = 0, spec: tuple | None = None) -> None:
+    """Worker processes leave Ctrl-C to the parent, which stops scheduling and lets them finish.
+
+    ``threads``: this worker's share of the cores (cores // workers, at least 1): its decoders and
+    OpenCV use no more threads than that, so the workers do not fight over the cores. ``spec``: the
+    engine to build and warm up now (imports, models), before the first video arrives. A worker imports
+    this module, the engines and nothing of the store (no DuckDB: ~0.1 s less for each to start)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threads:
+        from engines.video import limit_threads
+
+        limit_threads(threads)
+    if spec is not None:
+        try:
+            worker_engine(spec, warm=True)
+        except Exception:  # the first video builds it again and records why it failed
+            pass
+
+
 def compute_in_worker(spec: tuple[str, str | None, dict[str, Any]], path: str, video_id: str,
                       sampling: dict[str, Any], options: dict[str, Any], sha256: str | None) -> Computed:
     """:func:`compute` in a worker process: the engine is built once per process from (name, model, config)."""
@@ -353,7 +382,7 @@ class Predictor:
         # a detector answers the same clip the same way; a chat model only with greedy decoding
         self.cacheable = bool(use_cache) and (DETECTOR in engine.kinds or self.options.deterministic)
         if self.template is not None:
-            RL.save_prompt(store, self.template)
+            _rl().save_prompt(store, self.template)
 
     # -- the pieces ------------------------------------------------------------------------------
     def current_sha256(self, path: str | Path) -> str | None:
@@ -367,7 +396,7 @@ class Predictor:
     def lookup(self, sha256: str | None) -> dict[str, Any] | None:
         if not self.cacheable or not sha256:
             return None
-        return RL.cache_lookup(self.store, self.identity.cache_key(sha256))
+        return _rl().cache_lookup(self.store, self.identity.cache_key(sha256))
 
     def _fields(self, identity: EngineIdentity) -> dict[str, Any]:
         return {"engine_kind": identity.kind, "model": identity.model, "revision": identity.revision,
@@ -394,13 +423,13 @@ class Predictor:
         for name, pts in (summ.get("tracks") or {}).items():
             arts.tracks[name] = [(float(t), float(s)) for t, s in pts]
         arts.thresholds = {k: float(v) for k, v in (summ.get("thresholds") or {}).items()}
-        rid = RL.log_response(self.store, kind=kind, engine=self.engine.name, verdict=verdict, call=call,
+        rid = _rl().log_response(self.store, kind=kind, engine=self.engine.name, verdict=verdict, call=call,
                               video_id=video_id, sha256=sha256, cached=True, cached_from=int(hit["id"]),
                               cache_key=self.identity.cache_key(sha256), question=hit.get("question"),
                               response=hit.get("response"), artifacts=hit.get("artifacts"),
                               **self._fields(self.identity), **ctx)
         return Answer(rid, video_id, verdict, call, arts, self.identity, sha256, True, False, hit.get("question"),
-                      time.perf_counter() - started, turn=RL.turn_of(self.store, rid) if ctx.get("chat_id") else None,
+                      time.perf_counter() - started, turn=_rl().turn_of(self.store, rid) if ctx.get("chat_id") else None,
                       cached_from=int(hit["id"]))
 
     def record(self, c: Computed, *, kind: str, started: float, **ctx: Any) -> Answer:
@@ -419,19 +448,19 @@ class Predictor:
             identity = replace(identity, revision=rev)
         c.call.extra = extra
         key = identity.cache_key(c.sha256) if (self.cacheable and c.sha256) else None
-        rid = RL.log_response(self.store, kind=kind, engine=self.engine.name, verdict=c.verdict, call=c.call,
+        rid = _rl().log_response(self.store, kind=kind, engine=self.engine.name, verdict=c.verdict, call=c.call,
                               video_id=c.video_id, sha256=c.sha256, question=c.question,
                               artifacts=None if c.artifacts.empty else c.artifacts.summary(), error=c.error,
                               cache_key=key, **self._fields(identity), **ctx)
         if c.verdict.status != "error":
             _artifact_sinks(self.store, rid, c.artifacts, c.video_id)
             if key is not None:
-                RL.cache_put(self.store, key, rid)
+                _rl().cache_put(self.store, key, rid)
                 if identity is not self.identity:  # a rerun resolves the same way before its call
-                    RL.cache_put(self.store, self.identity.cache_key(c.sha256), rid)
+                    _rl().cache_put(self.store, self.identity.cache_key(c.sha256), rid)
         return Answer(rid, c.video_id, c.verdict, c.call, c.artifacts, identity, c.sha256, False, c.model_called,
                       c.question, time.perf_counter() - started,
-                      turn=RL.turn_of(self.store, rid) if ctx.get("chat_id") else None, error=c.error,
+                      turn=_rl().turn_of(self.store, rid) if ctx.get("chat_id") else None, error=c.error,
                       failed=c.failed)
 
     # -- all of it -------------------------------------------------------------------------------
