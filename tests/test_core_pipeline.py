@@ -293,8 +293,12 @@ def test_worker_processes_start_while_the_run_is_planned_and_stop_when_planning_
                       use_cache=False)
     assert plan.mode == "processes" and plan.pool is not None
     assert len(plan.pool._processes) == 2  # both started by planning, before any video was sent
-    assert plan.pool.submit(_worker_engines_built).result(timeout=60) == [("baseline", "baseline-flow-v1")]
-    assert plan.pool.submit(_store_modules).result(timeout=60) == []  # a worker never loads the store
+    # asked with eval (a builtin): a function of this module would make the worker import it, and the store
+    built = "sorted((k[0], k[1]) for k in __import__('webapp.predict').predict._WORKER_ENGINES)"
+    store_mods = "sorted(m for m in __import__('sys').modules if m.split('.')[0] in ('duckdb', 'reports'))"
+    for _ in range(4):
+        assert plan.pool.submit(eval, built).result(timeout=60) == [("baseline", "baseline-flow-v1")]
+        assert plan.pool.submit(eval, store_mods).result(timeout=60) == []  # a worker never loads the store
     summary = E.schedule(plan)
     assert summary["mode"] == "processes" and summary["model_calls"] == 3 and plan.pool is None
     _no_children_left(mp)
@@ -314,13 +318,8 @@ def _no_children_left(mp, timeout_s: float = 60.0) -> None:
     assert mp.active_children() == []
 
 
-def _store_modules() -> list[str]:
-    import sys
-
-    return sorted(m for m in sys.modules if m.split(".")[0] in ("duckdb", "reports"))
-
-
-def _worker_engines_built() -> list[tuple[str, str]]:
-    from webapp import predict as P
-
-    return sorted((k[0], k[1]) for k in P._WORKER_ENGINES)
+def _no_children_left(mp, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while mp.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert mp.active_children() == []
