@@ -323,3 +323,47 @@ def _no_children_left(mp, timeout_s: float = 60.0) -> None:
     while mp.active_children() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert mp.active_children() == []
+
+
+_ORPHAN_SCRIPT = """
+import os, sys
+if __name__ == "__main__":
+    sys.path.insert(0, sys.argv[1])
+    from webapp import evaluation as E
+    pool = E._process_pool(2, ("baseline", None, {}))
+    pids = {pool.submit(os.getpid).result(timeout=120) for _ in range(8)} | {p for p in pool._processes}
+    print(" ".join(str(p) for p in sorted(pids)), flush=True)
+    os._exit(0)  # no shutdown: as a killed dashboard or CLI would end
+"""
+
+
+def test_worker_processes_end_when_their_parent_dies_without_shutting_them_down(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    out = subprocess.run([sys.executable, str(script), str(Path(__file__).resolve().parents[1])],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        try:  # a zombie (exited, not yet reaped by init) counts as gone
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in pids if alive(p)]
+    for p in left:
+        os.kill(p, 9)
+    assert left == []
+

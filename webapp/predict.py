@@ -316,6 +316,7 @@ def worker_init(threads: int = 0, spec: tuple | None = None) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     if threads:
         from engines.video import limit_threads
 
@@ -325,6 +326,23 @@ def worker_init(threads: int = 0, spec: tuple | None = None) -> None:
             worker_engine(spec, warm=True)
         except Exception:  # the first video builds it again and records why it failed
             pass
+
+
+def _exit_with_parent() -> None:
+    """End this worker when its parent process ends, however it ended. A pool's workers wait on a
+    queue whose write end they hold themselves, so a parent killed (or exiting without shutting its
+    pool down) would otherwise leave them running for ever, holding their memory."""
+    import multiprocessing as mp
+
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's sentinel closes: it has exited
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def compute_in_worker(spec: tuple[str, str | None, dict[str, Any]], path: str, video_id: str,
