@@ -192,6 +192,29 @@ def confusion_heatmap(m: dict[str, Any], title: str | None = None, lang: str = "
                                  yaxis=dict(autorange="reversed"), height=340, **_LAYOUT))
 
 
+def confusion_pair(m: dict[str, Any], ex: dict[str, Any], titles: Sequence[str], lang: str = "zh") -> go.Figure:
+    """The 2×2 matrices of one run under both unparsed policies (``m``: counted wrong, ``ex``: left out), side by
+    side in one figure, each titled with its label set, n, policy, unparsed and errors (as confusion_heatmap)."""
+    L = _L(lang)
+    data, notes = [], []
+    domains = ([0.0, 0.42], [0.58, 1.0])
+    for i, (r, title, dom) in enumerate(zip((m, ex), titles, domains)):
+        z = [[r.get("tp", 0), r.get("fn", 0)], [r.get("fp", 0), r.get("tn", 0)]]
+        text = [[f"TP {z[0][0]}", f"FN {z[0][1]}"], [f"FP {z[1][0]}", f"TN {z[1][1]}"]]
+        axes = {} if i == 0 else {"xaxis": "x2", "yaxis": "y2"}
+        data.append(dict(type="heatmap", z=z, x=[L["pred_yes"], L["pred_no"]], y=[L["lab_yes"], L["lab_no"]],
+                         text=text, texttemplate="%{text}", colorscale=_blues(), showscale=False, hoverinfo="text",
+                         **axes))
+        sub = L["conf_sub"].format(ls=_t(r.get("label_set")), n=r.get("n"), pol=r.get("policy"),
+                                   u=r.get("unparsed", 0), e=r.get("errors", 0))
+        notes.append(dict(xref="paper", yref="paper", x=(dom[0] + dom[1]) / 2, y=1.02, xanchor="center",
+                          yanchor="bottom", showarrow=False, text=f"{title}<br><sup>{sub}</sup>", font=dict(size=13)))
+    return _figure(data, dict(annotations=notes, height=340,
+                              xaxis=dict(domain=domains[0]), yaxis=dict(autorange="reversed"),
+                              xaxis2=dict(domain=domains[1], anchor="y2"), yaxis2=dict(autorange="reversed", anchor="x2"),
+                              **{**_LAYOUT, "margin": dict(l=60, r=20, t=70, b=50)}))
+
+
 def _sweep(y: Sequence[bool], s: Sequence[float]) -> tuple[np.ndarray, np.ndarray, int, int]:
     """True positives and predicted positives at every distinct score threshold (ties together), with P and N."""
     y = np.asarray(y, dtype=bool)

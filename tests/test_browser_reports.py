@@ -45,6 +45,17 @@ def _open_reports(page, app, run_id: str):
         f"() => document.querySelector(\"#rep-metrics [data-testid='markdown']\")?.innerText.includes('{run_id}')")
 
 
+def _open_view(page, name: str) -> None:
+    """Open one of the charts' sub-tabs (准确率, ROC · PR, 延迟与成本, 提示词版本)."""
+    page.locator(f"#rep-view-pick label:has-text('{name}')").click()
+
+
+def _chart_text(page, elem_id: str) -> str:
+    """The text a Plotly chart draws (its SVG labels), '' when nothing is drawn."""
+    return page.evaluate(f"() => [...document.querySelectorAll('#{elem_id} .js-plotly-plot text')]"
+                         ".map(t => t.textContent).join(' ')")
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 def test_metrics_api_names_label_set_n_and_intervals(app, run_id):
@@ -70,12 +81,18 @@ def test_reports_tab_shows_run_metrics_and_charts(page, app, run_id):
     assert "决策规则" in decision and "结论" in decision and "95%" in decision
     table = page.locator("#rep-runs").inner_text()
     assert "baseline" in table and "demo" in table
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=60_000)
-    # the baseline is a detector: it takes no prompt, so it has no place in the chart of prompt versions
-    assert page.locator("#rep-chart-versions .js-plotly-plot .bars path, #rep-chart-versions .js-plotly-plot .point").count() == 0
+    # the charts' sub-tabs: the open one is drawn, each other one when it is opened
+    page.wait_for_selector("#rep-chart-confusion .js-plotly-plot")
     assert page.locator("#rep-chart-confusion .js-plotly-plot").count() == 1
+    _open_view(page, "延迟与成本")
+    page.wait_for_selector("#rep-chart-latency .js-plotly-plot")
+    page.wait_for_selector("#rep-chart-cost .js-plotly-plot")
     assert page.locator("#rep-chart-latency .js-plotly-plot").count() == 1
     assert page.locator("#rep-chart-cost .js-plotly-plot").count() == 1
+    _open_view(page, "提示词版本")
+    page.wait_for_function("() => !document.querySelector('#rep-chart-versions')?.offsetParent", timeout=30_000)
+    # the baseline is a detector: it takes no prompt, so it has no place in the chart of prompt versions
+    assert page.locator("#rep-chart-versions .js-plotly-plot .bars path, #rep-chart-versions .js-plotly-plot .point").count() == 0
 
     # filtering to a status no run has empties the table; back to all shows the run again
     page.locator("#rep-f-search input, #rep-f-search textarea").first.fill("no-such-run")
@@ -179,3 +196,161 @@ def test_refresh_leaves_no_run_history_in_the_browser(page, app, run_id):
     page.wait_for_timeout(1500)
     keys = page.evaluate("() => Object.keys(localStorage)")
     assert not [k for k in keys if k.startswith("gradio:run-history:")], keys
+
+
+def _tab_handlers(env_dirs):
+    import gradio as gr
+
+    from reports.store import Store
+    from webapp.config import load_config
+    from webapp.library import Library
+    from webapp.state import AppState
+    from webapp.tabs import reports as tab
+
+    cfg = load_config()
+    store = Store(cfg.db_path)
+    state = AppState(config=cfg, store=store, library=Library(cfg, store))
+    with gr.Blocks() as demo:
+        with gr.Tabs():
+            with gr.Tab("报告", id="reports"):
+                tab.build(state, {})
+    fns = {getattr(f.fn, "__name__", None): f.fn for f in demo.fns.values()}
+    return store, fns
+
+
+def _kinds(out) -> list[str]:
+    """skip / update / value for each output of a handler."""
+    return ["skip" if isinstance(o, dict) and o.get("__type__") == "update" and len(o) == 1 else
+            "update" if isinstance(o, dict) and o.get("__type__") == "update" else "value" for o in out]
+
+
+def test_a_view_the_page_already_shows_is_not_sent_again(env_dirs):
+    """The tab remembers per session what the page shows (fingerprints): a refresh that changes nothing sends no
+    chart, table or list again; a change, another language or another filter does, and a chart of a closed sub-tab
+    that went stale is emptied (then drawn from the new data when its sub-tab opens)."""
+    from engines.types import Verdict
+    from reports.runs import add_prediction, create_run
+    from tests.test_export import _populate
+    from webapp.tabs import reports as tab
+
+    store, fns = _tab_handlers(env_dirs)
+    try:
+        a, _, _ = _populate(store)
+        refresh, fns_view = fns["on_refresh"], fns
+        args = [tab.ALL] * 5 + ["", False, a]  # the run with confidences, picked
+        n_filters, charts = 5, len(tab.CHART_KEYS)
+        # outputs: 5 filters, count line, table, page, prev, next, run, export, metrics, decision, charts, ...
+        table_at, chart_at = n_filters + 1, n_filters + 9
+
+        def chart_kinds(out, at=chart_at):
+            return dict(zip(tab.CHART_KEYS, _kinds(out[at:at + charts])))
+
+        def view(name, shown):
+            return fns_view["on_view"](name, a, *args[:7], shown)
+
+        first = refresh(*args, "accuracy", {})
+        assert _kinds(first)[table_at] == "value" and chart_kinds(first)["confusion"] == "update"
+        assert all(chart_kinds(first)[k] == "skip" for k in ("roc", "pr", "latency", "cost", "versions"))  # closed
+        again = refresh(*args, "accuracy", first[-1])
+        assert _kinds(again)[:n_filters] == ["skip"] * n_filters and _kinds(again)[table_at] == "skip"
+        assert set(chart_kinds(again).values()) == {"skip"}
+        # a sub-tab opened: its charts drawn from the run shown; opened again with nothing new: nothing sent
+        opened = view("curves", again[-1])
+        assert chart_kinds(opened, 5)["roc"] == chart_kinds(opened, 5)["pr"] == "update"
+        assert set(chart_kinds(view("curves", opened[-1]), 5).values()) == {"skip"}
+        lat = view("latency_cost", opened[-1])
+        assert chart_kinds(lat, 5)["latency"] == "update"
+        back = view("accuracy", lat[-1])
+        assert set(chart_kinds(back, 5).values()) == {"skip"}  # the confusion chart is still what it shows
+        # a new run: the table is sent; the closed latency chart (now stale) is emptied; the picked run's
+        # charts did not change and are not sent
+        rid = create_run(store, engine="baseline", label_set="dev12")
+        add_prediction(store, rid, "v00.avi", None, Verdict(ghost_probing=True, confidence=0.9, status="ok"),
+                       {"latency_s": 9.0})
+        changed = refresh(*args, "accuracy", back[-1])
+        assert _kinds(changed)[table_at] == "value"
+        assert changed[chart_at + tab.CHART_KEYS.index("latency")] == {"__type__": "update", "value": None}
+        assert chart_kinds(changed)["confusion"] == chart_kinds(changed)["roc"] == "skip"
+        assert chart_kinds(view("latency_cost", changed[-1]), 5)["latency"] == "update"  # drawn anew when opened
+        # another language is another page: everything it shows is sent again
+        class _En:
+            headers = {"accept-language": "en-US,en"}
+
+        en = refresh(*args, "accuracy", changed[-1], request=_En())
+        assert _kinds(en)[table_at] == "value" and chart_kinds(en)["confusion"] == "update"
+        assert "update" in _kinds(en)[:n_filters]
+        # a filter: the table and the charts of what it leaves
+        filt = fns["on_filter"]("openai", *args[1:], "accuracy", en[-1], request=_En())
+        assert _kinds(filt)[1] == "value" and dict(zip(tab.CHART_KEYS, _kinds(filt[9:9 + charts])))["confusion"] == "update"
+    finally:
+        store.close()
+
+
+def test_runs_table_pages(env_dirs):
+    """More runs than a page: the table shows PAGE_ROWS of them (newest first), the pager the others."""
+    from reports.runs import create_run
+    from tests.test_export import _labels
+    from webapp.tabs import reports as tab
+
+    store, fns = _tab_handlers(env_dirs)
+    try:
+        _labels(store, "dev12", 12)
+        for i in range(tab.PAGE_ROWS + 3):
+            create_run(store, engine="baseline", label_set="dev12", name=f"run-{i:03d}")
+        args = [tab.ALL] * 5 + ["", False, ""]
+        out = fns["on_refresh"](*args, "accuracy", {})
+        count, table, page, prev, nxt = out[5:10]
+        assert len(table) == tab.PAGE_ROWS and page == 0
+        assert prev == {"__type__": "update", "visible": True, "interactive": False} and nxt["interactive"] is True
+        assert f"{tab.PAGE_ROWS + 3} 次运行" in count and f"第 1–{tab.PAGE_ROWS} 次" in count
+        rest = fns["on_page_next"](*args[:7], page, out[-1])
+        assert len(rest[1]) == 3 and rest[2] == 1 and rest[4]["interactive"] is False
+        assert not set(rest[1].iloc[:, 0]) & set(table.iloc[:, 0])  # the other runs
+        assert f"第 {tab.PAGE_ROWS + 1}–{tab.PAGE_ROWS + 3} 次" in rest[0]
+    finally:
+        store.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_chart_subtabs_draw_when_opened_and_never_show_a_stale_chart(page, app, run_id):
+    """Only the open sub-tab's charts are drawn; another sub-tab's are drawn when it opens, from the runs of that
+    moment; a drawn chart in a closed sub-tab that new runs made stale is emptied, never shown again.
+    (Runs last in this file: it adds runs to the app the other tests share.)"""
+    from gradio_client import Client
+
+    client = Client(app.url, verbose=False)
+
+    def baseline_latency_n() -> int:  # every baseline answer with a latency, over all runs
+        ids = [r["run_id"] for r in client.predict(api_name="/report_json")["runs"]]
+        return sum(client.predict(run_id=r, policy="counted_wrong", api_name="/run_metrics")["latency_s"]["n"]
+                   for r in ids)
+
+    _open_reports(page, app, run_id)
+    page.wait_for_selector("#rep-chart-confusion .js-plotly-plot")
+    m = client.predict(run_id=run_id, policy="counted_wrong", api_name="/run_metrics")
+    assert f"TP {m['tp']}" in _chart_text(page, "rep-chart-confusion")
+    # not drawn before their sub-tabs are opened
+    for elem in ("rep-chart-latency", "rep-chart-cost", "rep-chart-roc", "rep-chart-pr", "rep-chart-versions"):
+        assert page.locator(f"#{elem} .js-plotly-plot").count() == 0, elem
+
+    second = client.predict(label_set="demo", engine="baseline", prompt="", video_ids=[], api_name="/run_eval_api")
+    page.click("#rep-refresh")
+    page.wait_for_function(
+        f"() => document.querySelector(\"#rep-metrics [data-testid='markdown']\")?.innerText.includes('{second}')")
+    n2 = baseline_latency_n()
+    _open_view(page, "延迟与成本")
+    page.wait_for_function(f"() => document.querySelector('#rep-chart-latency')?.textContent.includes('(n={n2})')")
+    assert second[-4:] in _chart_text(page, "rep-chart-cost") and run_id[-4:] in _chart_text(page, "rep-chart-cost")
+
+    _open_view(page, "准确率")
+    third = client.predict(label_set="demo", engine="baseline", prompt="", video_ids=[], api_name="/run_eval_api")
+    page.click("#rep-refresh")
+    page.wait_for_function(
+        f"() => document.querySelector(\"#rep-metrics [data-testid='markdown']\")?.innerText.includes('{third}')")
+    _open_view(page, "延迟与成本")
+    assert f"(n={n2})" not in _chart_text(page, "rep-chart-latency")  # the stale chart was emptied
+    n3 = baseline_latency_n()
+    assert n3 > n2
+    page.wait_for_function(f"() => document.querySelector('#rep-chart-latency')?.textContent.includes('(n={n3})')")
+    assert f"(n={n2})" not in _chart_text(page, "rep-chart-latency")

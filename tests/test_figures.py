@@ -45,6 +45,7 @@ def _figures(lang: str) -> dict:
         "cells": F.metric_bars(_runs(3), label_key="cell", title="By prompt <i>version</i>", lang=lang),
         "confusion": F.confusion_heatmap(m, lang=lang),
         "confusion_titled": F.confusion_heatmap(m, title="t", lang=lang),
+        "confusion_pair": F.confusion_pair(m, {**m, "tp": 0, "n": 7, "policy": "excluded"}, ["a <b>x</b>", "b"], lang=lang),
         "roc1": F.roc_figure(_curves(1), lang=lang),
         "roc3": F.roc_figure(_curves(3), lang=lang),
         "pr2": F.pr_figure(_curves(2), lang=lang),
@@ -81,6 +82,13 @@ def test_layout_the_tab_relies_on():
     heat = figs["confusion"].to_dict()
     assert heat["data"][0]["colorscale"][0] == [0.0, "rgb(247,251,255)"] and heat["layout"]["height"] == 340
     assert heat["layout"]["yaxis"]["autorange"] == "reversed"
+    # the tab's pair: both policies side by side in one chart (one chart for Gradio to draw), each titled
+    pair = figs["confusion_pair"].to_dict()
+    assert [(t["type"], t.get("xaxis", "x")) for t in pair["data"]] == [("heatmap", "x"), ("heatmap", "x2")]
+    assert [t["text"][0][0] for t in pair["data"]] == ["TP 1", "TP 0"] and pair["layout"]["height"] == 340
+    assert pair["layout"]["xaxis"]["domain"][1] < pair["layout"]["xaxis2"]["domain"][0]
+    assert [a["text"].split("<br>")[0] for a in pair["layout"]["annotations"]] == ["a <b>x</b>", "b"]
+    assert "n=7, policy excluded" in pair["layout"]["annotations"][1]["text"]
     # our colours over Plotly's default template (its font colour and title placement stay)
     tpl = figs["latency"].to_dict()["layout"]["template"]["layout"]
     assert tpl["paper_bgcolor"] == tpl["plot_bgcolor"] == "white" and tpl["colorway"] == list(F.COLORS)

@@ -7,6 +7,7 @@ costs), charts from ``reports.figures`` and files from ``reports.export``; this 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ from webapp.state import AppState, is_user_error
 
 log = logging.getLogger(__name__)
 
+CHARTS_HELP_ZH = "每个子页的图表在打开时才画：打开时按当前筛选和选中的运行画出；画好后没有变化的图表不会重新发送。"
 PRICE_HELP_ZH = ("运行的 `location`（如 `local-cpu`、`azure:Standard_NC24s_v3:eastus`、`openai:gpt-4o`）对应这里的一行。"
                       "按小时计价：测得的模型时间 × 单价；按 token 计价：测得的 token 数 × 单价。没有价格或没有测得的时间/token 时，"
                       "成本显示为“未知”。改过的行标记为人工修改，不会被内置目录覆盖。")
@@ -45,6 +47,13 @@ add_translations({
     "选中的运行": "Selected run",
     "指标": "Metrics",
     "图表": "Charts",
+    "准确率": "Accuracy",
+    "上一页": "Previous page",
+    "下一页": "Next page",
+    "延迟与成本": "Latency & cost",
+    "提示词版本": "Prompt versions",
+    CHARTS_HELP_ZH: "Each sub-tab's charts are drawn when it is open: from the current filters and selected run, "
+                    "the moment you open it; a chart that has not changed since it was drawn is not sent again.",
     "价格目录": "Price catalogue",
     "保存价格": "Save prices",
     "导出": "Export",
@@ -81,7 +90,8 @@ msg.add_messages({
                     "en": "No runs yet: run a prompt version in the Prompt Lab, or use `ghostprobe eval`."},
     "rep_no_match": {"zh": "没有符合筛选条件的运行（共 {n} 次运行）：放宽筛选条件或清空搜索。",
                      "en": "No run matches the filters ({n} runs in all): loosen the filters or clear the search."},
-    "rep_count": {"zh": "{n} 次运行{hidden}。", "en": "{n} runs{hidden}."},
+    "rep_count": {"zh": "{n} 次运行{hidden}{page}。", "en": "{n} runs{hidden}{page}."},
+    "rep_page": {"zh": "；表中第 {a}–{b} 次（第 {p}/{pages} 页）", "en": "; rows {a}–{b} in the table (page {p} of {pages})"},
     "rep_hidden_note": {"zh": "（另有 {h} 次已隐藏）", "en": " ({h} more hidden)"},
     "rep_rule": {"zh": "**决策规则**（种子项目）：准确率 ≥ 80% → 部署；60–80% → 改进提示词或换更大的模型；"
                        "< 60% → 收集标注数据并微调。这里按 **95% 区间** 判断，而不是按点估计：只有整个区间落在同一档时才下结论。",
@@ -149,6 +159,55 @@ msg.add_error_translations([
 ALL = ""
 NONE = "∅"
 CHART_RUNS = 12  # runs drawn in the cost chart
+# Runs per page of the runs table (newest first). Gradio copies every cell of a table on the page several times
+# per event of the page (its loading status), so 200 runs in one table slowed every click; the filters, the
+# search and the run picker still reach every run.
+PAGE_ROWS = 50
+CHART_KEYS = ("versions", "confusion", "roc", "pr", "latency", "cost")
+# The charts' sub-tabs (id → charts), the first one open. Only the open sub-tab's charts are drawn (Gradio
+# redraws a changed gr.Plot from scratch, twice, in software rendering here: most of a click on the page);
+# the others are drawn when their sub-tab is opened, from the filters and run of that moment.
+VIEWS = {"accuracy": ("confusion",), "curves": ("roc", "pr"), "latency_cost": ("latency", "cost"),
+         "versions": ("versions",)}
+VIEW_DEFAULT = "accuracy"
+# What a chart on the page shows, as the session's `shown` state records it: a fingerprint (the figure drawn),
+# HIDDEN (nothing to draw: the chart is hidden), CLEARED (emptied: it would have been stale in a closed
+# sub-tab); a key not there yet: the empty chart of a fresh page.
+HIDDEN = ""
+CLEARED = "cleared"
+# Gradio's Plot (6.x) draws a changed figure twice: into the chart on the page, which its effect redraws with the
+# new value, then into the new chart it mounts in that one's place within the same update (a keyed block). For
+# the Reports charts (#rep-charts) the draw waits until that update is over (a microtask) and goes only to the
+# chart still on the page: each changed chart is drawn once, to the size of its place then (Gradio's
+# Plots.resize right after it, which relaid the chart out 100 ms later to the same size, is left out for them;
+# a window resize still resizes them: the charts are responsive). Installed once per page, before plotly.js
+# loads (Gradio loads it with the first chart and sets window.Plotly); other charts of the page are left alone.
+PLOT_ONCE_JS = """(...inputs) => {
+  if (window.__gpPlotOnce) return inputs;
+  window.__gpPlotOnce = true;
+  const patch = (P) => {
+    if (!P || P.__gpOnce || typeof P.react !== 'function' || !P.Plots) return;
+    P.__gpOnce = true;
+    const react = P.react, resize = P.Plots.resize, pending = new Set();
+    P.react = function (gd, ...args) {
+      if (!(gd && gd.closest && gd.closest('#rep-charts'))) return react.call(this, gd, ...args);
+      pending.add(gd);
+      return new Promise((resolve, reject) => queueMicrotask(() => {
+        pending.delete(gd);
+        if (!gd.isConnected) { resolve(gd); return; }
+        react.call(P, gd, ...args).then(resolve, reject);
+      }));
+    };
+    P.Plots.resize = function (gd, ...args) {
+      return pending.has(gd) ? Promise.resolve(gd) : resize.call(this, gd, ...args);
+    };
+  };
+  if (window.Plotly) { patch(window.Plotly); return inputs; }
+  let plotly;
+  Object.defineProperty(window, 'Plotly', {configurable: true, enumerable: true,
+                                           get: () => plotly, set: (p) => { plotly = p; patch(p); }});
+  return inputs;
+}"""
 BANDS = ("deploy", "improve", "collect")
 PRICE_COLUMNS = ["provider", "sku", "region", "gpus", "gpu_type", "usd_per_hour", "usd_per_1m_input_tokens",
                  "usd_per_1m_output_tokens", "source", "as_of", "notes"]
@@ -343,30 +402,35 @@ def metrics_md(state: AppState, m: dict[str, Any], lang: str = "zh", cost: dict[
 
 
 def charts(state: AppState, rows: list[dict[str, Any]], m: dict[str, Any] | None, lang: str = "zh",
-           costs: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+           costs: dict[str, dict[str, Any]] | None = None, want: Any = CHART_KEYS) -> dict[str, Any]:
     """Figures from reports.figures; None where there is nothing measured to draw. ``costs``: runs_costs of
-    ``rows`` when the caller has them already."""
-    out: dict[str, Any] = {"versions": None, "confusion": None, "confusion_ex": None, "roc": None, "pr": None,
-                           "latency": None, "cost": None}
+    ``rows`` when the caller has them already; ``want``: the charts to build (the others are left out)."""
+    out: dict[str, Any] = {k: None for k in CHART_KEYS if k in want}
     ls = m.get("label_set") if m else None
-    cells = M.by_prompt_version(state.store, label_set=ls, overview=rows) if rows else []
-    if cells:
-        out["versions"] = F.metric_bars(cells, label_key="cell", lang=lang, title=msg.m(
-            "rep_versions_title", lang, s=ls or msg.m("rep_all_sets", lang)))
+    if "versions" in want:
+        cells = M.by_prompt_version(state.store, label_set=ls, overview=rows) if rows else []
+        if cells:
+            out["versions"] = F.metric_bars(cells, label_key="cell", lang=lang, title=msg.m(
+                "rep_versions_title", lang, s=ls or msg.m("rep_all_sets", lang)))
     if m:
-        out["confusion"] = F.confusion_heatmap(m, title=msg.m("rep_conf_cw", lang, r=F.run_label(m)), lang=lang)
-        ex = {**m, **m["metrics_both_ways"]["excluded"], "policy": "excluded"}
-        out["confusion_ex"] = F.confusion_heatmap(ex, title=msg.m("rep_conf_ex", lang, r=F.run_label(m)), lang=lang)
-        if m.get("auroc") is not None:
+        if "confusion" in want:  # both policies side by side: one chart to draw
+            ex = {**m, **m["metrics_both_ways"]["excluded"], "policy": "excluded"}
+            out["confusion"] = F.confusion_pair(m, ex, [msg.m("rep_conf_cw", lang, r=F.run_label(m)),
+                                                        msg.m("rep_conf_ex", lang, r=F.run_label(m))], lang=lang)
+        if m.get("auroc") is not None and ("roc" in want or "pr" in want):
             y, s = M.scored_answers(state.store, m["run_id"])
             curve = {"name": F.run_label(m), "y": y, "s": s, "auroc": m["auroc"], "auroc_ci": m["auroc_ci"],
                      "n": m["auroc_n"]}
-            out["roc"], out["pr"] = F.roc_figure([curve], lang=lang), F.pr_figure([curve], lang=lang)
+            if "roc" in want:
+                out["roc"] = F.roc_figure([curve], lang=lang)
+            if "pr" in want:
+                out["pr"] = F.pr_figure([curve], lang=lang)
     ids = [r["run_id"] for r in rows]
-    lat = M.latency_by_engine(state.store, ids) if ids else []
-    if lat:
-        out["latency"] = F.latency_box(lat, lang=lang)
-    if ids:
+    if "latency" in want:
+        lat = M.latency_by_engine(state.store, ids) if ids else []
+        if lat:
+            out["latency"] = F.latency_box(lat, lang=lang)
+    if ids and "cost" in want:
         shown = rows[:CHART_RUNS]
         if costs is None or any(r["run_id"] not in costs for r in shown):
             costs = C.runs_costs(state.store, [r["run_id"] for r in shown])
@@ -376,6 +440,69 @@ def charts(state: AppState, rows: list[dict[str, Any]], m: dict[str, Any] | None
         if cost_rows:
             out["cost"] = F.cost_per_video(cost_rows, lang=lang)
     return out
+
+
+def fingerprint(value: Any) -> str:
+    """What a value sent to the page looks like, in 32 hex digits (HIDDEN for None): a Plotly figure by its JSON,
+    a table by its cells and headers, anything else by its JSON. Equal fingerprints, equal content."""
+    if value is None:
+        return HIDDEN
+    if hasattr(value, "to_plotly_json"):
+        data = value.to_json()
+    elif hasattr(value, "to_json") and hasattr(value, "columns"):  # a pandas DataFrame
+        data = json.dumps([list(map(str, value.columns)), value.to_json(orient="values", force_ascii=False)])
+    else:
+        data = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
+
+
+def drawn(fp: Any) -> bool:
+    """Whether a `shown` entry is a figure on the page (not hidden, emptied, or never sent)."""
+    return isinstance(fp, str) and fp not in (HIDDEN, CLEARED)
+
+
+def chart_updates(figs: dict[str, Any], shown: dict[str, str], view: str) -> list[Any]:
+    """One update per chart of CHART_KEYS (``figs``: the figures built for this click), changing ``shown``: a chart
+    of the open sub-tab is sent when it differs from what the page shows; a chart of a closed sub-tab is not
+    drawn: when what it shows changed, it is emptied (or hidden, with nothing to draw), and drawn when its
+    sub-tab is opened. gr.skip() where the page already shows the right thing."""
+    open_keys = VIEWS.get(view, VIEWS[VIEW_DEFAULT])
+    out: list[Any] = []
+    for k in CHART_KEYS:
+        if k not in figs:  # not built: in a closed sub-tab and showing nothing that could be stale
+            out.append(gr.skip())
+            continue
+        fig, fp, was = figs[k], fingerprint(figs[k]), shown.get(k)
+        if fp == was:
+            out.append(gr.skip())
+        elif k in open_keys:
+            out.append(gr.update(value=fig, visible=fig is not None))
+            shown[k] = fp
+        elif fig is None:
+            out.append(gr.update(value=None, visible=False))
+            shown[k] = HIDDEN
+        elif drawn(was):
+            out.append(gr.update(value=None))
+            shown[k] = CLEARED
+        else:
+            out.append(gr.skip())
+    return out
+
+
+def charts_wanted(shown: dict[str, str], view: str) -> set[str]:
+    """The charts a click builds: the open sub-tab's, and the drawn ones of closed sub-tabs (to know whether they
+    went stale)."""
+    return set(VIEWS.get(view, VIEWS[VIEW_DEFAULT])) | {k for k in CHART_KEYS if drawn(shown.get(k))}
+
+
+def send_if_changed(shown: dict[str, str], key: str, value: Any, update: Any) -> Any:
+    """``update`` when ``value`` differs from what the page was last sent under ``key`` (recorded in ``shown``),
+    else gr.skip()."""
+    fp = fingerprint(value)
+    if shown.get(key) == fp:
+        return gr.skip()
+    shown[key] = fp
+    return update
 
 
 def price_rows(state: AppState) -> list[list[Any]]:
@@ -490,13 +617,21 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         f_hidden = gr.Checkbox(label=t("显示已隐藏的运行"), value=False, elem_id="rep-f-hidden")
         refresh = gr.Button(t("刷新"), scale=0, elem_id="rep-refresh")
     runs_empty = gr.Markdown(elem_id="rep-runs-empty")
-    runs_df = gr.Dataframe(value=runs_table(state, rows0), label=t("运行列表"), interactive=False,
+    runs_df = gr.Dataframe(value=runs_table(state, rows0[:PAGE_ROWS]), label=t("运行列表"), interactive=False,
                            show_search="filter", wrap=True, max_height=420, elem_id="rep-runs")
+    with gr.Row():
+        prev_btn = gr.Button(t("上一页"), size="sm", scale=0, visible=False, elem_id="rep-page-prev")
+        next_btn = gr.Button(t("下一页"), size="sm", scale=0, visible=False, elem_id="rep-page-next")
     gr.Markdown("<small>" + t("点击一行查看该运行；所有比例都带 95% 区间和 n；覆盖率 = 已评分/计划评测的视频；成本没有测得或没有价格时显示“未知”，不是 0。")
                 + "</small>")
     run_dd = gr.Dropdown(choices=run_choices(rows0), value=rows0[0]["run_id"] if rows0 else None,
                          label=t("选中的运行"), elem_id="rep-run")
     pinned = gr.State("")  # a run the person picked; otherwise refreshing shows the newest run
+    # per session: what the page shows (fingerprints of the charts, table and lists last sent; see chart_updates)
+    # and the charts' open sub-tab
+    shown_state = gr.State({})
+    view_state = gr.State(VIEW_DEFAULT)
+    page_state = gr.State(0)  # the page of the runs table, from 0
     status = gr.Markdown(elem_id="rep-status")
     with gr.Row():
         with gr.Column(scale=3):
@@ -504,18 +639,27 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
         with gr.Column(scale=2):
             decision_view = gr.Markdown(elem_id="rep-decision")
     gr.Markdown("### " + t("图表"))
-    with gr.Row():
-        p_versions = gr.Plot(elem_id="rep-chart-versions", show_label=False)
-    with gr.Row():
-        p_conf = gr.Plot(elem_id="rep-chart-confusion", show_label=False)
-        p_conf_ex = gr.Plot(elem_id="rep-chart-confusion-excluded", show_label=False)
-    roc_note = gr.Markdown(elem_id="rep-roc-note")
-    with gr.Row():
-        p_roc = gr.Plot(elem_id="rep-chart-roc", show_label=False)
-        p_pr = gr.Plot(elem_id="rep-chart-pr", show_label=False)
-    with gr.Row():
-        p_lat = gr.Plot(elem_id="rep-chart-latency", show_label=False)
-        p_cost = gr.Plot(elem_id="rep-chart-cost", show_label=False)
+    gr.Markdown("<small>" + t(CHARTS_HELP_ZH) + "</small>")
+    # the charts' sub-tabs: a picker and one group of charts per view, only the picked one shown (Gradio's nested
+    # gr.Tabs, inside a tab not open yet, sometimes never rendered the open sub-tab's charts)
+    with gr.Column(elem_id="rep-charts"):
+        view_pick = gr.Radio(choices=[(t("准确率"), "accuracy"), ("ROC · PR", "curves"), (t("延迟与成本"), "latency_cost"),
+                                      (t("提示词版本"), "versions")], value=VIEW_DEFAULT, show_label=False,
+                             container=False, elem_id="rep-view-pick")
+        with gr.Column(visible=True, elem_id="rep-view-accuracy") as v_accuracy:
+            p_conf = gr.Plot(elem_id="rep-chart-confusion", show_label=False)  # both unparsed policies
+        with gr.Column(visible=False, elem_id="rep-view-curves") as v_curves:
+            roc_note = gr.Markdown(elem_id="rep-roc-note")
+            with gr.Row():
+                p_roc = gr.Plot(elem_id="rep-chart-roc", show_label=False)
+                p_pr = gr.Plot(elem_id="rep-chart-pr", show_label=False)
+        with gr.Column(visible=False, elem_id="rep-view-latency-cost") as v_latency_cost:
+            with gr.Row():
+                p_lat = gr.Plot(elem_id="rep-chart-latency", show_label=False)
+                p_cost = gr.Plot(elem_id="rep-chart-cost", show_label=False)
+        with gr.Column(visible=False, elem_id="rep-view-versions") as v_versions:
+            p_versions = gr.Plot(elem_id="rep-chart-versions", show_label=False)
+    view_cols = {"accuracy": v_accuracy, "curves": v_curves, "latency_cost": v_latency_cost, "versions": v_versions}
 
     with gr.Accordion(t("导出"), open=True, elem_id="rep-export-box"):
         with gr.Row():
@@ -545,72 +689,154 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             log.exception("%s failed", what)
         return msg.error_md(e, lang)
 
-    def detail(run_id: str | None, rows: list[dict[str, Any]], lang: str, costs: dict[str, dict] | None = None):
-        """metrics, decision, 7 plots (as updates), roc note, status (``costs``: runs_costs of ``rows``, if known)."""
-        m = None
-        text = ""
-        if run_id:
-            try:
-                m = M.run_metrics(state.store, run_id)
-                m = (with_coverage(state, [m], include_hidden=True) or [m])[0]
-            except Exception as e:
-                text = fail(e, "run metrics", lang)
-        figs = charts(state, rows, m, lang, costs)
-        has_roc = figs["roc"] is not None
-        roc_note = "" if has_roc or not m else msg.m("rep_no_roc", lang, n=m.get("auroc_n", 0))
-        plots = [gr.update(value=figs[k], visible=figs[k] is not None)
-                 for k in ("versions", "confusion", "confusion_ex", "roc", "pr", "latency", "cost")]
-        if m is None:
-            return ("", "", *plots, roc_note, text)
-        return metrics_md(state, m, lang, (costs or {}).get(m["run_id"])), decision_md(m, lang), *plots, roc_note, text
+    def run_detail(run_id: str | None, lang: str) -> tuple[dict[str, Any] | None, str]:
+        """The run's metrics (with coverage), or None and the error sentence."""
+        if not run_id:
+            return None, ""
+        try:
+            m = M.run_metrics(state.store, run_id)
+            return (with_coverage(state, [m], include_hidden=True) or [m])[0], ""
+        except Exception as e:
+            return None, fail(e, "run metrics", lang)
 
-    def empty_line(rows: list[dict[str, Any]], lang: str) -> str:
+    def chart_outputs(m: dict[str, Any] | None, rows: list[dict[str, Any]], lang: str, costs: dict[str, dict] | None,
+                      shown: dict[str, str], view: str) -> list[Any]:
+        """The chart updates (CHART_KEYS) and the ROC note, for the open sub-tab ``view`` (changes ``shown``)."""
+        figs = charts(state, rows, m, lang, costs, want=charts_wanted(shown, view))
+        has_roc = bool(m) and m.get("auroc") is not None
+        roc_note = "" if has_roc or not m else msg.m("rep_no_roc", lang, n=m.get("auroc_n", 0))
+        return [*chart_updates(figs, shown, view), roc_note]
+
+    def detail(run_id: str | None, rows: list[dict[str, Any]], lang: str, costs: dict[str, dict] | None,
+               shown: dict[str, str], view: str):
+        """metrics, decision, the charts (as updates), roc note, status, shown (``costs``: runs_costs of ``rows``, if
+        known; ``shown``: the session's record of the page, changed here and returned last)."""
+        m, text = run_detail(run_id, lang)
+        plots = chart_outputs(m, rows, lang, costs, shown, view)
+        if m is None:
+            return ("", "", *plots, text, shown)
+        return (metrics_md(state, m, lang, (costs or {}).get(m["run_id"])), decision_md(m, lang), *plots, text, shown)
+
+    def empty_line(rows: list[dict[str, Any]], lang: str, page: int = 0) -> str:
         everything = M.runs_listing(state.store, include_hidden=True, selection=False)
         hidden = sum(1 for r in everything if r.get("hidden"))
         if not everything:
             return msg.m("rep_no_runs", lang)
         if not rows:
             return msg.m("rep_no_match", lang, n=len(everything))
-        return msg.m("rep_count", lang, n=len(rows), hidden=msg.m("rep_hidden_note", lang, h=hidden) if hidden else "")
+        pages = math.ceil(len(rows) / PAGE_ROWS)
+        paged = msg.m("rep_page", lang, a=page * PAGE_ROWS + 1, b=min(len(rows), (page + 1) * PAGE_ROWS), p=page + 1,
+                      pages=pages) if pages > 1 else ""
+        return msg.m("rep_count", lang, n=len(rows), hidden=msg.m("rep_hidden_note", lang, h=hidden) if hidden else "",
+                     page=paged)
 
-    def on_filter(engine, model, prompt, label_set, stat, search, hidden, current, request: gr.Request = None):
+    def table_outputs(rows: list[dict[str, Any]], lang: str, costs: dict[str, dict] | None, page: Any,
+                      shown: dict[str, str]) -> tuple:
+        """The count line, the table's page (``page`` kept within the pages there are), the page and the pager."""
+        pages = max(1, math.ceil(len(rows) / PAGE_ROWS))
+        page = min(max(int(page or 0), 0), pages - 1)
+        table = runs_table(state, rows[page * PAGE_ROWS:(page + 1) * PAGE_ROWS], lang, costs)
+        prev = (pages > 1, page > 0)
+        nxt = (pages > 1, page < pages - 1)
+        return (empty_line(rows, lang, page), send_if_changed(shown, "runs", table, table), page,
+                send_if_changed(shown, "prev", prev, gr.update(visible=prev[0], interactive=prev[1])),
+                send_if_changed(shown, "next", nxt, gr.update(visible=nxt[0], interactive=nxt[1])))
+
+    def run_picker(rows: list[dict[str, Any]], cur: str | None, shown: dict[str, str]):
+        """The run dropdown's update: its choices when they changed, its value when the page shows another."""
+        choices = run_choices(rows)
+        if shown.get("run_choices") != fingerprint(choices):
+            shown["run_choices"], shown["run_value"] = fingerprint(choices), cur
+            return gr.update(choices=choices, value=cur)
+        if shown.get("run_value") != cur:
+            shown["run_value"] = cur
+            return gr.update(value=cur)
+        return gr.skip()
+
+    def on_filter(engine, model, prompt, label_set, stat, search, hidden, current, view=VIEW_DEFAULT, shown=None,
+                  page=0, request: gr.Request = None):
+        """The runs the filters leave (the table from its first page, or from ``page`` for a refresh) and the run."""
         lang = msg.lang_of(request)
+        shown = dict(shown or {})
         try:
             rows = filtered(state, engine, model, prompt, label_set, stat, search, bool(hidden))
         except Exception as e:
-            return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), *(gr.skip(),) * 10, fail(e, "runs", lang))
+            return (*(gr.skip(),) * (len(list_outs) - 2), fail(e, "runs", lang), gr.skip())
         ids = [r["run_id"] for r in rows]
         cur = current if current in ids else (ids[0] if ids else None)
-        costs = C.runs_costs(state.store, ids) if ids else {}  # one look at costs for the table, chart and run
-        return (empty_line(rows, lang), runs_table(state, rows, lang, costs),
-                gr.update(choices=run_choices(rows), value=cur), gr.update(interactive=bool(rows)),
-                *detail(cur, rows, lang, costs))
+        # one look at costs for what the click shows: the table's page, the cost chart's runs and the run
+        p0 = min(max(int(page or 0), 0), max(0, math.ceil(len(ids) / PAGE_ROWS) - 1)) * PAGE_ROWS
+        need = list(dict.fromkeys([*ids[p0:p0 + PAGE_ROWS], *ids[:CHART_RUNS], *([cur] if cur else [])]))
+        costs = C.runs_costs(state.store, need) if need else {}
+        return (*table_outputs(rows, lang, costs, page, shown), run_picker(rows, cur, shown),
+                send_if_changed(shown, "export", bool(rows), gr.update(interactive=bool(rows))),
+                *detail(cur, rows, lang, costs, shown, view))
 
-    def on_refresh(engine, model, prompt, label_set, stat, search, hidden, current, request: gr.Request = None):
+    def on_refresh(engine, model, prompt, label_set, stat, search, hidden, current, view=VIEW_DEFAULT, shown=None,
+                   page=0, request: gr.Request = None):
         """Fresh filter choices and table; keeps the run the person picked, else shows the newest."""
         lang = msg.lang_of(request)
+        shown = dict(shown or {})
         rows_all = filtered(state, include_hidden=bool(hidden))
         fc = filter_choices(rows_all, lang)
-        vals = [engine, model, prompt, label_set, stat]
+        given = [engine, model, prompt, label_set, stat]
         keys = ["engine", "model", "prompt", "label_set", "status"]
-        vals = [v if v in [c[1] for c in fc[k]] else ALL for v, k in zip(vals, keys)]
-        upd = [gr.update(choices=fc[k], value=v) for k, v in zip(keys, vals)]
-        return (*upd, *on_filter(*vals, search, hidden, current, request))
+        vals = [v if v in [c[1] for c in fc[k]] else ALL for v, k in zip(given, keys)]
+        upd = []
+        for k, v, was in zip(keys, vals, given):
+            if shown.get("f_" + k) != fingerprint(fc[k]):
+                shown["f_" + k] = fingerprint(fc[k])
+                upd.append(gr.update(choices=fc[k], value=v))
+            else:
+                upd.append(gr.skip() if v == was else gr.update(value=v))
+        return (*upd, *on_filter(*vals, search, hidden, current, view, shown, page, request))
 
-    def on_select_row(evt: gr.SelectData, engine, model, prompt, label_set, stat, search, hidden,
-                      request: gr.Request = None):
+    def on_select_row(evt: gr.SelectData, engine, model, prompt, label_set, stat, search, hidden, page=0,
+                      view=VIEW_DEFAULT, shown=None, request: gr.Request = None):
         lang = msg.lang_of(request)
+        shown = dict(shown or {})
         rows = filtered(state, engine, model, prompt, label_set, stat, search, bool(hidden))
         try:
             i = evt.index[0] if isinstance(evt.index, (list, tuple)) else int(evt.index)
-            rid = evt.row_value[0] if getattr(evt, "row_value", None) else rows[i]["run_id"]
+            rid = evt.row_value[0] if getattr(evt, "row_value", None) else rows[int(page or 0) * PAGE_ROWS + i]["run_id"]
         except Exception:
-            return (gr.skip(),) * 13
-        return (gr.update(value=rid), rid, *detail(rid, rows, lang))
+            return (gr.skip(),) * (2 + len(detail_outs))
+        shown["run_value"] = rid
+        return (gr.update(value=rid), rid, *detail(rid, rows, lang, None, shown, view))
 
-    def on_run(run_id, engine, model, prompt, label_set, stat, search, hidden, request: gr.Request = None):
+    def on_run(run_id, engine, model, prompt, label_set, stat, search, hidden, view=VIEW_DEFAULT, shown=None,
+               request: gr.Request = None):
         lang = msg.lang_of(request)
-        return (run_id, *detail(run_id, filtered(state, engine, model, prompt, label_set, stat, search, bool(hidden)), lang))
+        shown = {**(shown or {}), "run_value": run_id}  # the person picked it: the dropdown shows it
+        rows = filtered(state, engine, model, prompt, label_set, stat, search, bool(hidden))
+        return (run_id, *detail(run_id, rows, lang, None, shown, view))
+
+    def page_handler(step: int):
+        def on_page(engine, model, prompt, label_set, stat, search, hidden, page, shown=None,
+                    request: gr.Request = None):
+            """The table's previous or next page of the filtered runs."""
+            lang = msg.lang_of(request)
+            shown = dict(shown or {})
+            rows = filtered(state, engine, model, prompt, label_set, stat, search, bool(hidden))
+            return (*table_outputs(rows, lang, None, int(page or 0) + step, shown), shown)
+
+        on_page.__name__ = on_page.__qualname__ = "on_page_" + ("next" if step > 0 else "prev")
+        return on_page
+
+    def on_view(view, run_id, engine, model, prompt, label_set, stat, search, hidden, shown=None,
+                request: gr.Request = None):
+        """A charts sub-tab picked: shown with its charts from the filters and run shown now (those it does not
+        show already); the other groups hidden."""
+        lang = msg.lang_of(request)
+        view = view if view in VIEWS else VIEW_DEFAULT
+        shown = dict(shown or {})
+        groups = [gr.update(visible=v == view) for v in VIEWS]
+        try:
+            rows = filtered(state, engine, model, prompt, label_set, stat, search, bool(hidden))
+        except Exception as e:
+            return (view, *groups, *(gr.skip(),) * (len(plots) + 1), fail(e, "runs", lang), gr.skip())
+        m, text = run_detail(run_id, lang)
+        return (view, *groups, *chart_outputs(m, rows, lang, None, shown, view), text or gr.skip(), shown)
 
     def on_export(sc, lang_out, run_id, engine, model, prompt, label_set, stat, search, hidden,
                   request: gr.Request = None):
@@ -644,10 +870,11 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
             text = msg.m("rep_prices_same", lang)
         return msg.status(text), price_rows(state)
 
-    def on_page_load(engine, model, prompt, label_set, stat, search, hidden, current, request: gr.Request = None):
+    def on_page_load(engine, model, prompt, label_set, stat, search, hidden, current, view=VIEW_DEFAULT, shown=None,
+                     page=0, request: gr.Request = None):
         lang = msg.lang_of(request)
-        return (*on_refresh(engine, model, prompt, label_set, stat, search, hidden, current, request),
-                gr.update(value=msg.norm(lang)))
+        return (*on_refresh(engine, model, prompt, label_set, stat, search, hidden, current, view, shown, page,
+                            request), gr.update(value=msg.norm(lang)))
 
     # -- API endpoints ------------------------------------------------------------------------------
     def run_metrics_api(run_id: str, policy: str = "counted_wrong") -> dict:
@@ -675,31 +902,43 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
 
     # -- wiring -------------------------------------------------------------------------------------
     # one look at what changed in the store per click, shared by every query of that click
-    on_filter, on_refresh, on_select_row, on_run, on_page_load = (
-        M.snapshotted(state.store, f) for f in (on_filter, on_refresh, on_select_row, on_run, on_page_load))
-    detail_outs = [metrics_view, decision_view, p_versions, p_conf, p_conf_ex, p_roc, p_pr, p_lat, p_cost, roc_note,
-                   status]
-    list_outs = [runs_empty, runs_df, run_dd, export_btn, *detail_outs]
+    on_filter, on_refresh, on_select_row, on_run, on_page_load, on_view = (
+        M.snapshotted(state.store, f) for f in (on_filter, on_refresh, on_select_row, on_run, on_page_load, on_view))
+    on_prev, on_next = (M.snapshotted(state.store, page_handler(step)) for step in (-1, 1))
+    plots = [p_versions, p_conf, p_roc, p_pr, p_lat, p_cost]  # in CHART_KEYS order
+    detail_outs = [metrics_view, decision_view, *plots, roc_note, status, shown_state]
+    table_outs = [runs_empty, runs_df, page_state, prev_btn, next_btn]
+    list_outs = [*table_outs, run_dd, export_btn, *detail_outs]
     # The tab's own views are not public API endpoints (its API is run_metrics and report_json): Gradio's
     # browser run history records every public call's outputs in localStorage, re-reading and re-writing the
-    # whole history on each call, and these outputs (the table and seven charts) made that most of a click.
-    view = dict(api_visibility="undocumented")
+    # whole history on each call, and these outputs (the table and the charts) made that most of a click.
+    # They take turns (one concurrency group): each reads and writes the session's record of what the page
+    # shows, so that record always follows the page.
+    view = dict(api_visibility="undocumented", concurrency_id="reports-view", concurrency_limit=1)
+    states = [view_state, shown_state]
     for comp in (*filters[:5], f_hidden):
-        comp.input(on_filter, [*filters, run_dd], list_outs, **view)
-    f_search.submit(on_filter, [*filters, run_dd], list_outs, **view)
+        comp.input(on_filter, [*filters, run_dd, *states], list_outs, **view)
+    f_search.submit(on_filter, [*filters, run_dd, *states], list_outs, **view)
     refresh_outs = [*filters[:5], *list_outs]
-    refresh.click(on_refresh, [*filters, pinned], refresh_outs, **view)
+    refresh_ins = [*filters, pinned, *states, page_state]
+    refresh.click(on_refresh, refresh_ins, refresh_outs, **view)
     if tab is not None and hasattr(tab, "select"):
-        tab.select(on_refresh, [*filters, pinned], refresh_outs, **view)
+        tab.select(on_refresh, refresh_ins, refresh_outs, **view)
     from gradio.context import Context
 
     if Context.root_block is not None:  # the page load of the Blocks being built (as prompt_lab.on_load)
-        Context.root_block.load(on_page_load, [*filters, pinned], [*refresh_outs, export_lang], **view)
+        # (the js runs before the handler and hands its inputs on unchanged; a load of its own, js only, left the
+        # charts of this tab unrendered when the tab opened)
+        Context.root_block.load(on_page_load, refresh_ins, [*refresh_outs, export_lang], js=PLOT_ONCE_JS, **view)
     lab_tab = (shared or {}).get("prompt_lab") or {}
     if lab_tab.get("last_run") is not None:
-        lab_tab["last_run"].change(on_refresh, [*filters, pinned], refresh_outs, **view)
-    runs_df.select(on_select_row, filters, [run_dd, pinned, *detail_outs], **view)
-    run_dd.input(on_run, [run_dd, *filters], [pinned, *detail_outs], **view)
+        lab_tab["last_run"].change(on_refresh, refresh_ins, refresh_outs, **view)
+    runs_df.select(on_select_row, [*filters, page_state, *states], [run_dd, pinned, *detail_outs], **view)
+    run_dd.input(on_run, [run_dd, *filters, *states], [pinned, *detail_outs], **view)
+    for btn, fn in ((prev_btn, on_prev), (next_btn, on_next)):
+        btn.click(fn, [*filters, page_state, shown_state], [*table_outs, shown_state], **view)
+    view_pick.input(on_view, [view_pick, run_dd, *filters, shown_state],
+                    [view_state, *view_cols.values(), *plots, roc_note, status, shown_state], **view)
     export_btn.click(on_export, [scope, export_lang, run_dd, *filters], [export_status, dl_html, dl_md, tables])
     price_btn.click(on_prices, [prices], [price_status, prices])
     return {"runs": runs_df, "run": run_dd}
