@@ -7,13 +7,18 @@ so ``predictions`` is the view the app reads; a few replaced answers and chat tu
 Figures (one JSON line each, ≥ 3 interleaved repetitions, min and median, target and passed):
 
 - ``click_refresh_server_*``: the Reports tab's own refresh handler (webapp/tabs/reports.py on_refresh:
-  every query, table and figure of one click) called in-process; *cold* = right after one new prediction
+  every query, table and figure of one click, with one session's record of what its page shows carried from
+  call to call, as the app carries it) called in-process; *cold* = right after one new prediction
   was written into the newest run through reports.runs.add_prediction (the first open after new
   predictions), *warm* = the same click again, *first* = an empty cache (the first open after start).
 - ``click_refresh_browser_*``: the same click in headless Chromium against the tab served on loopback
   (Gradio's queue, postprocessing and transport included), from the click to the page showing the new
   coverage (cold) or to the event's end (warm); ``*_drawn``: to the frame after the page's last change, every
-  chart Plotly redrew included.
+  chart Plotly redrew included. The tab draws only the open view of its charts (the picker above them;
+  准确率, the default, holds the run's confusion matrices): a cold click must also leave that view's chart
+  showing the run's new counts (those of the metrics table), or the bench fails.
+- ``open_view_browser_*``: picking each other view of the charts right after a new prediction, until the event
+  ends and the page is quiet (its charts drawn from the data of that moment); no target in the issue.
 - ``query_*``: each query the click runs, with the tab's arguments, cold (after one new prediction) and warm.
 - Reference, timed in the same loop: ``SELECT count(*) FROM predictions`` (a scan of the view) and a DuckDB
   aggregate of the whole view (the per-run confusion counts the tab shows, computed from scratch); in the
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -39,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 TARGET_MS = 300.0
+VIEWS = ("curves", "latency_cost", "versions")  # the charts' views besides the default (webapp/tabs/reports.py)
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
@@ -173,7 +180,14 @@ def reports_blocks(store, tmp: Path):
         ref_btn.click(lambda: f"ref {time.time():.3f}", None, ref_out, api_visibility="undocumented")  # as the tab's
     refresh = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_refresh")
     args = (tab.ALL, tab.ALL, tab.ALL, tab.ALL, tab.ALL, "", False, "")
-    return demo, state, (lambda: refresh(*args, request=None))
+    session = {"shown": {}}  # what one browser session's page shows, carried from click to click as the app does
+
+    def click():
+        out = refresh(*args, tab.VIEW_DEFAULT, session["shown"], 0, request=None)
+        session["shown"] = out[-1]
+        return out
+
+    return demo, state, click
 
 
 def tab_queries(store, state, newest: str):
@@ -252,6 +266,7 @@ def browser_clicks(demo, write, repeats: int, ref_fns: dict) -> None:
                 show_error=False)
     url = f"http://127.0.0.1:{port}/?__theme=light"
     cold, warm, cold_drawn, warm_drawn, load, ref, ref_click = [], [], [], [], [], [], []
+    views: dict[str, list[float]] = {v: [] for v in VIEWS}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
@@ -270,7 +285,18 @@ def browser_clicks(demo, write, repeats: int, ref_fns: dict) -> None:
                 took = page.evaluate(CLICK_JS, ["#rep-refresh", "#rep-metrics", QUIET_MS])
                 if changes and page.inner_text("#rep-metrics") == before:
                     raise RuntimeError("the refresh did not show the new prediction")
+                if changes:
+                    check_open_view()
                 return took
+
+            def check_open_view() -> None:
+                """The open view (the confusion matrices) shows the counts the metrics table shows now."""
+                counts = re.search(r"TP / FP / TN / FN\s+(\d+) / (\d+) / (\d+) / (\d+)", page.inner_text("#rep-metrics"))
+                drawn = page.evaluate("() => [...document.querySelectorAll('#rep-chart-confusion .js-plotly-plot text')]"
+                                      ".map(t => t.textContent).join(' ')")
+                want = [f"{k} {v}" for k, v in zip(("TP", "FP", "TN", "FN"), counts.groups())] if counts else ["?"]
+                if not all(w in drawn for w in want):
+                    raise RuntimeError(f"the open view does not show the run's counts {want}: {drawn[:200]!r}")
 
             for _ in range(repeats):
                 ref.append(ms(ref_fns["ref_count_view"]))
@@ -280,6 +306,13 @@ def browser_clicks(demo, write, repeats: int, ref_fns: dict) -> None:
                 w = click_until_done(False)
                 cold.append(c["ended"]), cold_drawn.append(c["drawn"])
                 warm.append(w["ended"]), warm_drawn.append(w["drawn"])
+            # each other view of the charts, opened right after a new prediction (then back to the default)
+            for _ in range(repeats):
+                for v in VIEWS:
+                    write()
+                    views[v].append(page.evaluate(CLICK_JS, [f"#rep-view-pick input[value='{v}']", "#rep-status",
+                                                             QUIET_MS])["drawn"])
+                page.evaluate(CLICK_JS, ["#rep-view-pick input[value='accuracy']", "#rep-status", QUIET_MS])
             browser.close()
     finally:
         demo.close()
@@ -289,10 +322,13 @@ def browser_clicks(demo, write, repeats: int, ref_fns: dict) -> None:
          note="click → the page shows the new coverage (the event's pending state ends, + 2 frames)")
     emit("click_refresh_browser_cold_drawn", cold_drawn, target=TARGET_MS,
          vs_ref_click_trivial=round(statistics.median(cold_drawn) / statistics.median(ref_click), 2),
-         note=f"click → the frame after the page's last change (every chart drawn; {QUIET_MS} ms quiet after)")
+         note=f"click → the frame after the page's last change (the open view's chart drawn; {QUIET_MS} ms quiet after)")
     emit("click_refresh_browser_warm", warm, target=TARGET_MS, note="click → pending state ends + 2 frames")
     emit("click_refresh_browser_warm_drawn", warm_drawn, target=TARGET_MS,
          note="click → the frame after the page's last change")
+    for v, vals in views.items():
+        emit(f"open_view_browser_{v}", vals, note="pick the view after a new prediction → the frame after the page's "
+                                                  f"last change (its charts drawn; {QUIET_MS} ms quiet after)")
     emit("page_load_reports_tab_browser", load, note="goto → first refresh painted (cache filled at build)")
     emit("ref_count_view_in_browser_loop", ref)
 
