@@ -315,82 +315,72 @@ def plan_run(store: Store, *, engine_name: str | None = None, model: str | None 
     early = mode == "processes" and 1 < workers <= (os.cpu_count() or 1)
     pool = _process_pool(workers, _engine_spec(engine)) if early else None
     try:
-        return _plan_rest(store, engine, engine_name, model, label_set, video_ids, videos_dir, opts, run_sampling,
-                          template, run, items, missing, workers, mode, pool, resume, location, instances, name,
-                          retry_errors, use_cache, output_dir)
+        if items is None:
+            items = resolve_videos(store, video_ids=video_ids, videos_dir=videos_dir, label_set=label_set,
+                                   missing=missing if not video_ids and videos_dir is None else None)
+        predictor = Predictor(store, engine, sampling=run_sampling, options=opts, template=template,
+                              use_cache=use_cache)  # describe(): may ask a server which model it serves
+        identity = predictor.identity
+        workers = min(workers, max(1, len(items)))
+        if workers == 1:
+            mode = "serial"
+        if pool is not None and mode != "processes":
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+
+        writer_manifest = None
+        if resume:
+            assert run is not None
+            conflict = _identity_conflict(run.get("identity"), identity)
+            if conflict:
+                raise R.RunError(f"Run {run['run_id']} cannot be resumed as it was: the engine's {conflict}; "
+                                 "start a new run.")
+            run_id = run["run_id"]
+            loc_default = False
+            R.set_run_status(store, run_id, "running")
+            planned = int(run.get("planned") or len(items) + len(missing))
+        else:
+            loc, loc_default, inst = _location(engine, location)
+            planned = len(items) + len(missing)
+            run_id = R.create_run(
+                store, engine=engine_name, model=identity.model, revision=identity.revision,
+                prompt=template if template is not None else None, options=opts.to_dict() if engine.takes_prompt else {},
+                sampling=run_sampling, label_set=label_set, selection=[it.selection for it in items], location=loc,
+                instances=instances or inst, name=name, engine_kind=identity.kind, identity=identity,
+                endpoint=identity.endpoint, planned=planned, missing=missing,
+                output_dir=str(Path(output_dir).resolve()) if output_dir else None)
+        writer = None
+        if output_dir:
+            from reports.run_folder import RunFolderWriter
+
+            fresh = R.get_run(store, run_id)
+            writer_manifest = {
+                "run_id": run_id, "identity": identity.to_dict(),
+                "prompt": ({"ref": template.ref, "hash": template.hash, "text": template.to_yaml()}
+                           if template is not None else None),
+                "label_set": label_set, "selection": [it.selection for it in items], "sampling": run_sampling,
+                "options": opts.to_dict(), "planned": planned, "location": fresh.get("location"),
+                "instances": fresh.get("instances") or 1}
+            try:
+                writer = RunFolderWriter(output_dir, writer_manifest)
+            except Exception:
+                if not resume:  # nothing was answered yet: the run is not kept
+                    _drop_new_run(store, run_id)
+                raise
+
+        id_map = R.label_id_map(store, label_set)
+        done = R.done_video_ids(store, run_id, include_errors=not retry_errors)
+        plan = Plan(run_id=run_id, engine=engine, predictor=predictor, items=items, todo=[], id_map=id_map,
+                    label_set=label_set, planned=planned, missing=missing, workers=workers, mode=mode,
+                    template=template, resumed=bool(resume), writer=writer, location_defaulted=loc_default,
+                    pool=pool)
+        plan.todo = [it for it in items if plan.pred_id(it) not in done]
+        plan.first_response_id = int(store.scalar("SELECT coalesce(max(id), 0) FROM responses") or 0)
+        return plan
     except BaseException:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         raise
-
-
-def _plan_rest(store, engine, engine_name, model, label_set, video_ids, videos_dir, opts, run_sampling, template,
-               run, items, missing, workers, mode, pool, resume, location, instances, name, retry_errors, use_cache,
-               output_dir) -> Plan:
-    """plan_run once the engine and its settings are valid: the videos, the run, the plan."""
-    if items is None:
-        items = resolve_videos(store, video_ids=video_ids, videos_dir=videos_dir, label_set=label_set,
-                               missing=missing if not video_ids and videos_dir is None else None)
-    predictor = Predictor(store, engine, sampling=run_sampling, options=opts, template=template,
-                          use_cache=use_cache)  # describe(): may ask a server which model it serves
-    identity = predictor.identity
-    workers = min(workers, max(1, len(items)))
-    if workers == 1:
-        mode = "serial"
-    if pool is not None and mode != "processes":
-        pool.shutdown(wait=False, cancel_futures=True)
-        pool = None
-
-    writer_manifest = None
-    if resume:
-        assert run is not None
-        conflict = _identity_conflict(run.get("identity"), identity)
-        if conflict:
-            raise R.RunError(f"Run {run['run_id']} cannot be resumed as it was: the engine's {conflict}; "
-                             "start a new run.")
-        run_id = run["run_id"]
-        loc_default = False
-        R.set_run_status(store, run_id, "running")
-        planned = int(run.get("planned") or len(items) + len(missing))
-    else:
-        loc, loc_default, inst = _location(engine, location)
-        planned = len(items) + len(missing)
-        run_id = R.create_run(
-            store, engine=engine_name, model=identity.model, revision=identity.revision,
-            prompt=template if template is not None else None, options=opts.to_dict() if engine.takes_prompt else {},
-            sampling=run_sampling, label_set=label_set, selection=[it.selection for it in items], location=loc,
-            instances=instances or inst, name=name, engine_kind=identity.kind, identity=identity,
-            endpoint=identity.endpoint, planned=planned, missing=missing,
-            output_dir=str(Path(output_dir).resolve()) if output_dir else None)
-    writer = None
-    if output_dir:
-        from reports.run_folder import RunFolderWriter
-
-        fresh = R.get_run(store, run_id)
-        writer_manifest = {
-            "run_id": run_id, "identity": identity.to_dict(),
-            "prompt": ({"ref": template.ref, "hash": template.hash, "text": template.to_yaml()}
-                       if template is not None else None),
-            "label_set": label_set, "selection": [it.selection for it in items], "sampling": run_sampling,
-            "options": opts.to_dict(), "planned": planned, "location": fresh.get("location"),
-            "instances": fresh.get("instances") or 1}
-        try:
-            writer = RunFolderWriter(output_dir, writer_manifest)
-        except Exception:
-            if not resume:  # nothing was answered yet: the run is not kept
-                _drop_new_run(store, run_id)
-            raise
-
-    id_map = R.label_id_map(store, label_set)
-    done = R.done_video_ids(store, run_id, include_errors=not retry_errors)
-    plan = Plan(run_id=run_id, engine=engine, predictor=predictor, items=items, todo=[], id_map=id_map,
-                label_set=label_set, planned=planned, missing=missing, workers=workers, mode=mode,
-                template=template, resumed=bool(resume), writer=writer, location_defaulted=loc_default,
-                pool=pool)
-    plan.todo = [it for it in items if plan.pred_id(it) not in done]
-    plan.first_response_id = int(store.scalar("SELECT coalesce(max(id), 0) FROM responses") or 0)
-    return plan
-
 
 def _drop_new_run(store: Store, run_id: str) -> None:
     with store.write() as cur:
@@ -515,8 +505,8 @@ def _process_pool(workers: int, spec: tuple) -> Any:
                                initargs=(max(1, (os.cpu_count() or 1) // workers), spec))
     # ProcessPoolExecutor starts its processes on demand: start them all now (their interpreters,
     # imports and engine warm-up run while the parent plans, hashes and queues)
-    for f in [pool.submit(os.getpid) for _ in range(workers)]:
-        f.add_done_callback(lambda _f: None)
+    for _ in range(workers):
+        pool.submit(os.getpid)
     return pool
 
 
