@@ -292,8 +292,7 @@ def browser_clicks(demo, write, repeats: int, ref_fns: dict) -> None:
             def check_open_view() -> None:
                 """The open view (the confusion matrices) shows the counts the metrics table shows now."""
                 counts = re.search(r"TP / FP / TN / FN\s+(\d+) / (\d+) / (\d+) / (\d+)", page.inner_text("#rep-metrics"))
-                drawn = page.evaluate("() => [...document.querySelectorAll('#rep-chart-confusion .js-plotly-plot text')]"
-                                      ".map(t => t.textContent).join(' ')")
+                drawn = page.evaluate("() => document.querySelector('#rep-chart-confusion .gp-cm-pair')?.innerText || ''")
                 want = [f"{k} {v}" for k, v in zip(("TP", "FP", "TN", "FN"), counts.groups())] if counts else ["?"]
                 if not all(w in drawn for w in want):
                     raise RuntimeError(f"the open view does not show the run's counts {want}: {drawn[:200]!r}")

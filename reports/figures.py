@@ -192,29 +192,6 @@ def confusion_heatmap(m: dict[str, Any], title: str | None = None, lang: str = "
                                  yaxis=dict(autorange="reversed"), height=340, **_LAYOUT))
 
 
-def confusion_pair(m: dict[str, Any], ex: dict[str, Any], titles: Sequence[str], lang: str = "zh") -> go.Figure:
-    """The 2×2 matrices of one run under both unparsed policies (``m``: counted wrong, ``ex``: left out), side by
-    side in one figure, each titled with its label set, n, policy, unparsed and errors (as confusion_heatmap)."""
-    L = _L(lang)
-    data, notes = [], []
-    domains = ([0.0, 0.42], [0.58, 1.0])
-    for i, (r, title, dom) in enumerate(zip((m, ex), titles, domains)):
-        z = [[r.get("tp", 0), r.get("fn", 0)], [r.get("fp", 0), r.get("tn", 0)]]
-        text = [[f"TP {z[0][0]}", f"FN {z[0][1]}"], [f"FP {z[1][0]}", f"TN {z[1][1]}"]]
-        axes = {} if i == 0 else {"xaxis": "x2", "yaxis": "y2"}
-        data.append(dict(type="heatmap", z=z, x=[L["pred_yes"], L["pred_no"]], y=[L["lab_yes"], L["lab_no"]],
-                         text=text, texttemplate="%{text}", colorscale=_blues(), showscale=False, hoverinfo="text",
-                         **axes))
-        sub = L["conf_sub"].format(ls=_t(r.get("label_set")), n=r.get("n"), pol=r.get("policy"),
-                                   u=r.get("unparsed", 0), e=r.get("errors", 0))
-        notes.append(dict(xref="paper", yref="paper", x=(dom[0] + dom[1]) / 2, y=1.02, xanchor="center",
-                          yanchor="bottom", showarrow=False, text=f"{title}<br><sup>{sub}</sup>", font=dict(size=13)))
-    return _figure(data, dict(annotations=notes, height=340,
-                              xaxis=dict(domain=domains[0]), yaxis=dict(autorange="reversed"),
-                              xaxis2=dict(domain=domains[1], anchor="y2"), yaxis2=dict(autorange="reversed", anchor="x2"),
-                              **{**_LAYOUT, "margin": dict(l=60, r=20, t=70, b=50)}))
-
-
 def _sweep(y: Sequence[bool], s: Sequence[float]) -> tuple[np.ndarray, np.ndarray, int, int]:
     """True positives and predicted positives at every distinct score threshold (ties together), with P and N."""
     y = np.asarray(y, dtype=bool)
@@ -329,3 +306,48 @@ def cost_per_video(rows: Sequence[dict[str, Any]], lang: str = "zh") -> go.Figur
                               font=dict(color="#666" if known_zero else "#b00", size=11)))
     return _figure([trace], dict(title=_title(L["cost"]), annotations=notes,
                                  yaxis=dict(title=_title("USD"), rangemode="tozero"), **_LAYOUT))
+
+
+def _blue_at(frac: float) -> tuple[int, int, int]:
+    """The colour of Plotly's Blues scale at ``frac`` in [0, 1], interpolated as Plotly's heatmap does."""
+    from plotly.colors import sequential, unlabel_rgb
+
+    stops = [unlabel_rgb(c) for c in sequential.Blues]
+    x = min(max(frac, 0.0), 1.0) * (len(stops) - 1)
+    i = min(int(x), len(stops) - 2)
+    a, b, w = stops[i], stops[i + 1], x - i
+    return tuple(int(round(a[k] + (b[k] - a[k]) * w)) for k in range(3))
+
+
+def confusion_pair_html(m: dict[str, Any], ex: dict[str, Any], titles: Sequence[str], lang: str = "zh") -> str:
+    """The 2×2 matrices of one run under both unparsed policies (``m``: counted wrong, ``ex``: left out), side by
+    side, each titled with its label set, n, policy, unparsed and errors (as :func:`confusion_heatmap`), as an HTML
+    table each: cells shaded on the Blues scale from the matrix's smallest to its largest count, as the heatmap
+    shades them. The Reports tab shows this one: a browser lays out two small tables in a few milliseconds, where Plotly
+    spends most of a click drawing the heatmaps. ``titles`` are inert text already (run_label escapes user text);
+    everything else here is ours or a number."""
+    L = _L(lang)
+    blocks = []
+    for r, title in zip((m, ex), titles):
+        cells = {k: int(r.get(k) or 0) for k in ("tp", "fn", "fp", "tn")}
+        lo, hi = min(cells.values()), max(cells.values())
+
+        def td(k: str) -> str:
+            frac = 0.0 if hi == lo else (cells[k] - lo) / (hi - lo)
+            rgb = _blue_at(frac)
+            fg = "#fff" if frac > 0.55 else "#08306b"
+            return (f'<td class="gp-cm-{k}" style="background:rgb{rgb};color:{fg};text-align:center;'
+                    f'padding:18px 10px;font-size:15px;min-width:8em">{k.upper()} {cells[k]}</td>')
+
+        sub = L["conf_sub"].format(ls=_t(r.get("label_set")), n=r.get("n"), pol=_t(r.get("policy")),
+                                   u=r.get("unparsed", 0), e=r.get("errors", 0))
+        th = 'style="padding:4px 8px;font-weight:normal;color:#555"'
+        blocks.append(
+            f'<div class="gp-cm" style="flex:1 1 320px;min-width:0">'
+            f'<div style="text-align:center;font-size:14px">{title}</div>'
+            f'<div style="text-align:center;font-size:11px;color:#555;margin-bottom:6px">{sub}</div>'
+            f'<table style="border-collapse:separate;border-spacing:2px;margin:0 auto">'
+            f'<tr><th></th><th {th}>{L["pred_yes"]}</th><th {th}>{L["pred_no"]}</th></tr>'
+            f'<tr><th {th}>{L["lab_yes"]}</th>{td("tp")}{td("fn")}</tr>'
+            f'<tr><th {th}>{L["lab_no"]}</th>{td("fp")}{td("tn")}</tr></table></div>')
+    return '<div class="gp-cm-pair" style="display:flex;flex-wrap:wrap;gap:24px;padding:8px 0">' + "".join(blocks) + "</div>"

@@ -380,7 +380,7 @@ def _memo(store: Store) -> dict[str, Any]:
         m = _MEMO.get(store)
         if m is None:
             m = {"seen": None, "tok": {}, "range": {}, "n": 0, "runs": {}, "latency": {}, "lat_arrays": {},
-                 "cost": {}, "detail": {}, "rows": {}, "listing_order": None}
+                 "cost": {}, "detail": {}, "rows": {}, "listing_order": None, "assembled": {}}
             _MEMO[store] = m
         return m
 
@@ -666,7 +666,21 @@ def _runs_overview(store: Store, run_ids: Sequence[str] | None, policy: str) -> 
     st = _state(store)
     aggs = _run_aggs(store, runs, st)
     sizes = {k: int(v[0]) for k, v in st["labels_fp"].items()}
-    return [_assemble(r, aggs[r["run_id"]], policy, sizes) for r in runs]
+    # a run's row (its metrics, intervals and coverage) is worked out again only when its predictions, its runs
+    # row or its label set changed: one new prediction re-assembles one run, not all of them
+    memo = _memo(store)["assembled"]
+    out = []
+    for r in runs:
+        rid, ls = r["run_id"], r.get("label_set")
+        key = (st["tok"].get(rid), st["labels_fp"].get(ls), tuple(r.values()))
+        with _MEMO_LOCK:
+            hit = memo.get((rid, policy))
+        if hit is None or hit[0] != key:
+            hit = (key, _assemble(r, aggs[rid], policy, sizes))
+            with _MEMO_LOCK:
+                memo[(rid, policy)] = hit
+        out.append(dict(hit[1]))  # its own shallow copy (values inside are shared: read, do not change them)
+    return out
 
 
 def by_prompt_version(store: Store, label_set: str | None = None, policy: str = "counted_wrong",

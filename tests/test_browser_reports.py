@@ -82,8 +82,8 @@ def test_reports_tab_shows_run_metrics_and_charts(page, app, run_id):
     table = page.locator("#rep-runs").inner_text()
     assert "baseline" in table and "demo" in table
     # the charts' sub-tabs: the open one is drawn, each other one when it is opened
-    page.wait_for_selector("#rep-chart-confusion .js-plotly-plot")
-    assert page.locator("#rep-chart-confusion .js-plotly-plot").count() == 1
+    page.wait_for_selector("#rep-chart-confusion .gp-cm-pair")
+    assert page.locator("#rep-chart-confusion .gp-cm-pair table").count() == 2  # both unparsed policies
     _open_view(page, "延迟与成本")
     page.wait_for_selector("#rep-chart-latency .js-plotly-plot")
     page.wait_for_selector("#rep-chart-cost .js-plotly-plot")
@@ -327,9 +327,9 @@ def test_chart_subtabs_draw_when_opened_and_never_show_a_stale_chart(page, app, 
                    for r in ids)
 
     _open_reports(page, app, run_id)
-    page.wait_for_selector("#rep-chart-confusion .js-plotly-plot")
+    page.wait_for_selector("#rep-chart-confusion .gp-cm-pair")
     m = client.predict(run_id=run_id, policy="counted_wrong", api_name="/run_metrics")
-    assert f"TP {m['tp']}" in _chart_text(page, "rep-chart-confusion")
+    assert f"TP {m['tp']}" in page.inner_text("#rep-chart-confusion .gp-cm-pair")
     # not drawn before their sub-tabs are opened
     for elem in ("rep-chart-latency", "rep-chart-cost", "rep-chart-roc", "rep-chart-pr", "rep-chart-versions"):
         assert page.locator(f"#{elem} .js-plotly-plot").count() == 0, elem

@@ -45,7 +45,6 @@ def _figures(lang: str) -> dict:
         "cells": F.metric_bars(_runs(3), label_key="cell", title="By prompt <i>version</i>", lang=lang),
         "confusion": F.confusion_heatmap(m, lang=lang),
         "confusion_titled": F.confusion_heatmap(m, title="t", lang=lang),
-        "confusion_pair": F.confusion_pair(m, {**m, "tp": 0, "n": 7, "policy": "excluded"}, ["a <b>x</b>", "b"], lang=lang),
         "roc1": F.roc_figure(_curves(1), lang=lang),
         "roc3": F.roc_figure(_curves(3), lang=lang),
         "pr2": F.pr_figure(_curves(2), lang=lang),
@@ -82,13 +81,6 @@ def test_layout_the_tab_relies_on():
     heat = figs["confusion"].to_dict()
     assert heat["data"][0]["colorscale"][0] == [0.0, "rgb(247,251,255)"] and heat["layout"]["height"] == 340
     assert heat["layout"]["yaxis"]["autorange"] == "reversed"
-    # the tab's pair: both policies side by side in one chart (one chart for Gradio to draw), each titled
-    pair = figs["confusion_pair"].to_dict()
-    assert [(t["type"], t.get("xaxis", "x")) for t in pair["data"]] == [("heatmap", "x"), ("heatmap", "x2")]
-    assert [t["text"][0][0] for t in pair["data"]] == ["TP 1", "TP 0"] and pair["layout"]["height"] == 340
-    assert pair["layout"]["xaxis"]["domain"][1] < pair["layout"]["xaxis2"]["domain"][0]
-    assert [a["text"].split("<br>")[0] for a in pair["layout"]["annotations"]] == ["a <b>x</b>", "b"]
-    assert "n=7, policy excluded" in pair["layout"]["annotations"][1]["text"]
     # our colours over Plotly's default template (its font colour and title placement stay)
     tpl = figs["latency"].to_dict()["layout"]["template"]["layout"]
     assert tpl["paper_bgcolor"] == tpl["plot_bgcolor"] == "white" and tpl["colorway"] == list(F.COLORS)
@@ -132,3 +124,55 @@ def test_curves_leave_out_only_points_within_a_pixel_of_the_one_before():
     assert np.array_equal(tx, x) and np.array_equal(ty, y)
     fig = F.roc_figure([{"name": "r", "y": lab.tolist(), "s": score.tolist(), "auroc": 0.8, "auroc_ci": None, "n": 4000}])
     assert len(fig.data[1].x) == F.thin_curve(*F.roc_points(lab, score))[0].size
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_confusion_pair_html_shows_both_policies_shaded_like_the_heatmap(lang):
+    """The tab's matrices: both policies side by side as HTML tables (no Plotly to draw), each titled, every count in
+    its cell, shaded on the heatmap's Blues scale from the smallest count (lightest) to the largest (darkest)."""
+    from html.parser import HTMLParser
+
+    from plotly.colors import sequential
+
+    m = dict(run_id="r1", tp=1, fp=2, tn=3, fn=4, label_set="demo<x>", n=10, policy="counted_wrong", unparsed=2, errors=1)
+    ex = {**m, "tp": 0, "n": 7, "policy": "excluded"}
+    out = F.confusion_pair_html(m, ex, ["a &lt;b&gt;", "b"], lang=lang)
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.cells, self.text, self.cur = [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "td":
+                self.cur = [a["class"], a["style"], ""]
+            assert tag not in ("b", "x"), tag  # user text stays inert
+
+        def handle_endtag(self, tag):
+            if tag == "td":
+                self.cells.append(tuple(self.cur))
+                self.cur = None
+
+        def handle_data(self, data):
+            if self.cur is not None:
+                self.cur[2] += data
+            self.text.append(data)
+
+    p = Cells()
+    p.feed(out)
+    text = " ".join(p.text)
+    assert [c[2] for c in p.cells] == ["TP 1", "FN 4", "FP 2", "TN 3", "TP 0", "FN 4", "FP 2", "TN 3"]
+    assert "a <b>" in text and "demo<x>" in text  # decoded for display, never markup
+    assert ("n=7, policy excluded" if lang == "en" else "n=7，策略 excluded") in text
+    assert ("predicted: ghost probing" if lang == "en" else "预测：鬼探头") in text
+
+    def rgb(style):
+        return "rgb" + style.split("background:rgb", 1)[1].split(";", 1)[0].replace(" ", "")
+
+    first = {c[0]: rgb(c[1]) for c in p.cells[:4]}
+    assert first["gp-cm-tp"] == sequential.Blues[0].replace(" ", "")  # smallest count: the scale's first colour
+    assert first["gp-cm-fn"] == sequential.Blues[-1].replace(" ", "")  # largest: its last
+    # equal counts: one shade, no division by zero
+    flat = F.confusion_pair_html({**m, "tp": 2, "fp": 2, "tn": 2, "fn": 2}, ex, ["a", "b"], lang=lang)
+    assert flat.count(sequential.Blues[0].replace(",", ", ")) >= 4

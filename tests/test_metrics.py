@@ -455,3 +455,28 @@ def test_one_click_lists_runs_once_and_each_caller_gets_its_own_rows(store, monk
     M.runs_listing(store, include_hidden=True)
     M.runs_listing(store, include_hidden=True)
     assert calls[3:] == ["listing", "listing"]  # outside a click: computed every call
+
+
+def test_one_new_prediction_reassembles_only_its_run(store, monkeypatch):
+    """The overview keeps each run's assembled row (metrics, intervals, coverage) until its predictions, its runs
+    row or its label set change: a Reports click after one new answer works out one run again, not all."""
+    from reports.runs import rename_run
+
+    _labels(store, "t", [(f"v{i}.avi", i % 2 == 0, None) for i in range(4)])
+    yes = Verdict(ghost_probing=True, status="ok")
+    ids = [_run(store, [(f"v{i}.avi", yes, 1.0) for i in range(2)], name=f"R{k}") for k in range(3)]
+    M.runs_overview(store)
+    done = []
+    assemble = M._assemble
+    monkeypatch.setattr(M, "_assemble", lambda r, *a: done.append(r["run_id"]) or assemble(r, *a))
+    assert M.runs_overview(store) and done == []
+    add_prediction(store, ids[1], "v3.avi", None, yes, {"latency_s": 0.5})
+    assert {r["run_id"]: r["n"] for r in M.runs_overview(store)}[ids[1]] == 3 and done == [ids[1]]
+    rename_run(store, ids[0], "renamed")
+    assert {r["run_id"]: r["name"] for r in M.runs_overview(store)}[ids[0]] == "renamed" and done[1:] == [ids[0]]
+    with store.write() as cur:
+        cur.execute("UPDATE labels SET ghost_probing = NOT ghost_probing WHERE video_id = 'v0.avi'")
+    M.runs_overview(store)
+    assert sorted(done[2:]) == sorted(ids)  # their label set changed: every run scored against it again
+    M.runs_overview(store, policy="excluded")
+    assert len(done) == 8  # the other policy: its own rows

@@ -415,8 +415,8 @@ def charts(state: AppState, rows: list[dict[str, Any]], m: dict[str, Any] | None
     if m:
         if "confusion" in want:  # both policies side by side: one chart to draw
             ex = {**m, **m["metrics_both_ways"]["excluded"], "policy": "excluded"}
-            out["confusion"] = F.confusion_pair(m, ex, [msg.m("rep_conf_cw", lang, r=F.run_label(m)),
-                                                        msg.m("rep_conf_ex", lang, r=F.run_label(m))], lang=lang)
+            out["confusion"] = F.confusion_pair_html(m, ex, [msg.m("rep_conf_cw", lang, r=F.run_label(m)),
+                                                             msg.m("rep_conf_ex", lang, r=F.run_label(m))], lang=lang)
         if m.get("auroc") is not None and ("roc" in want or "pr" in want):
             y, s = M.scored_answers(state.store, m["run_id"])
             curve = {"name": F.run_label(m), "y": y, "s": s, "auroc": m["auroc"], "auroc_ci": m["auroc_ci"],
@@ -647,7 +647,9 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
                                       (t("提示词版本"), "versions")], value=VIEW_DEFAULT, show_label=False,
                              container=False, elem_id="rep-view-pick")
         with gr.Column(visible=True, elem_id="rep-view-accuracy") as v_accuracy:
-            p_conf = gr.Plot(elem_id="rep-chart-confusion", show_label=False)  # both unparsed policies
+            # both unparsed policies, as two shaded HTML tables: the open view of a fresh page and of most clicks,
+            # so it is the one chart that is not Plotly's (a heatmap took most of a click to draw)
+            p_conf = gr.HTML(elem_id="rep-chart-confusion")
         with gr.Column(visible=False, elem_id="rep-view-curves") as v_curves:
             roc_note = gr.Markdown(elem_id="rep-roc-note")
             with gr.Row():
