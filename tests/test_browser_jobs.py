@@ -6,9 +6,11 @@ in the browser's language (English only for an English browser, Chinese for a Ch
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
@@ -231,7 +233,22 @@ def _open_cloud_panel(page, app):
 
 
 def _fill(page, elem_id: str, value: str) -> None:
-    page.locator(f"#{elem_id}").locator("textarea, input").first.fill(value)
+    box = page.locator(f"#{elem_id}").locator("textarea, input").first
+    box.fill(value)
+    expect(box).to_have_value(value)  # what the preview sends is what the box holds
+
+
+def _spec_text(page, needle: str, timeout: float = 60.0) -> str:
+    """The previewed spec once it shows ``needle`` (the editor draws its lines after the value arrives);
+    on a timeout, the whole text it showed, for the failure message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = page.locator("#lab-cloud-spec").inner_text()
+        if needle in text:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the spec never showed {needle!r}; it showed:\n{text}")
+        page.wait_for_timeout(250)
 
 
 def _lab_md(page, elem_id: str) -> str:
@@ -254,8 +271,8 @@ def test_prompt_lab_cloud_submit_without_a_workspace_is_one_sentence_and_stores_
     page.locator("#lab-cloud-preview").click()
     status = _wait_md(page, "lab-cloud-status", "尚未配置")
     # the spec can be read (the same dry run as `jobs submit-eval --dry-run`) ...
-    page.wait_for_function("() => document.querySelector('#lab-cloud-spec').innerText.includes('engines.cloud.worker')")
-    spec = page.locator("#lab-cloud-spec").inner_text()
+    assert "gpu-v100x4 · Standard_NC24s_v3" in status, status  # the preview read the boxes as filled
+    spec = _spec_text(page, "compute: gpu-v100x4 · Standard_NC24s_v3 × 1 node(s)")
     assert "command job: python -m engines.cloud.worker --plan job/plan.json" in spec
     assert "compute: gpu-v100x4 · Standard_NC24s_v3 × 1 node(s)" in spec and "openmpi4.1.0-cuda11.8" in spec
     # ... but not submitted: one sentence, in Chinese, no traceback, the button stays off
@@ -300,15 +317,14 @@ def test_prompt_lab_submits_to_azure_ml_and_the_job_shows_in_the_jobs_tab(page, 
     # the workspace's compute, SKU and videos are the panel's first values
     assert page.locator("#lab-cloud-compute").locator("textarea, input").first.input_value() == "gpu-v100x4"
     assert page.locator("#lab-cloud-sku").locator("textarea, input").first.input_value() == "Standard_NC24s_v3"
-    page.locator("#lab-cloud-parallel").locator("input").first.fill("2")
+    _fill(page, "lab-cloud-parallel", "2")
     n0 = len(fake.requests)
     page.locator("#lab-cloud-preview").click()
     status = _wait_md(page, "lab-cloud-status", "尚未提交")
     assert "并行任务" in status and "2 个节点" in status and "gpu-v100x4" in status, status
     n_videos = re.search(r"(\d+) 个视频", status).group(1)
     assert len(fake.requests) == n0  # the preview contacts nothing
-    page.wait_for_function("() => document.querySelector('#lab-cloud-spec').innerText.includes('azureml_parallel')")
-    assert "compute: gpu-v100x4 · Standard_NC24s_v3 × 2 node(s)" in page.locator("#lab-cloud-spec").inner_text()
+    assert "azureml_parallel" in _spec_text(page, "compute: gpu-v100x4 · Standard_NC24s_v3 × 2 node(s)")
     page.wait_for_function("() => !document.querySelector('#lab-cloud-submit').disabled")
 
     page.locator("#lab-cloud-submit").click()
