@@ -10,7 +10,6 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from playwright.sync_api import expect
 
 pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
@@ -233,6 +232,8 @@ def _open_cloud_panel(page, app):
 
 
 def _fill(page, elem_id: str, value: str) -> None:
+    from playwright.sync_api import expect
+
     box = page.locator(f"#{elem_id}").locator("textarea, input").first
     box.fill(value)
     expect(box).to_have_value(value)  # what the preview sends is what the box holds
