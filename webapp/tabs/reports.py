@@ -916,7 +916,8 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     # whole history on each call, and these outputs (the table and the charts) made that most of a click.
     # They take turns (one concurrency group): each reads and writes the session's record of what the page
     # shows, so that record always follows the page.
-    view = dict(api_visibility="undocumented", concurrency_id="reports-view", concurrency_limit=1)
+    view = dict(api_visibility="undocumented", concurrency_id="reports-view", concurrency_limit=1,
+                show_progress_on=[status])
     states = [view_state, shown_state]
     for comp in (*filters[:5], f_hidden):
         comp.input(on_filter, [*filters, run_dd, *states], list_outs, **view)
