@@ -232,11 +232,15 @@ def _open_cloud_panel(page, app):
 
 
 def _fill(page, elem_id: str, value: str) -> None:
-    from playwright.sync_api import expect
-
+    """Type ``value`` into the box and make sure it holds: a box inside a just-opened accordion can still
+    receive its first value from the page after Playwright's fill (then it is filled again, as a person would)."""
     box = page.locator(f"#{elem_id}").locator("textarea, input").first
-    box.fill(value)
-    expect(box).to_have_value(value)  # what the preview sends is what the box holds
+    for _ in range(5):
+        box.fill(value)
+        page.wait_for_timeout(150)
+        if box.input_value() == value:
+            return
+    raise AssertionError(f"#{elem_id} does not keep {value!r}: it shows {box.input_value()!r}")
 
 
 def _spec_text(page, needle: str, timeout: float = 60.0) -> str:
