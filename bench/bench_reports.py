@@ -282,7 +282,7 @@ def browser_clicks(demo, write, repeats: int, ref_fns: dict) -> None:
                 """In-page times from the click: the event's end (pending over, + 2 frames) and the last change
                 the page drew (charts included)."""
                 before = page.inner_text("#rep-metrics")
-                took = page.evaluate(CLICK_JS, ["#rep-refresh", "#rep-status", QUIET_MS])
+                took = page.evaluate(CLICK_JS, ["#rep-refresh", "#rep-runs-empty", QUIET_MS])
                 if changes and page.inner_text("#rep-metrics") == before:
                     raise RuntimeError("the refresh did not show the new prediction")
                 if changes:

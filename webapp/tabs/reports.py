@@ -916,30 +916,35 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     # whole history on each call, and these outputs (the table and the charts) made that most of a click.
     # They take turns (one concurrency group): each reads and writes the session's record of what the page
     # shows, so that record always follows the page.
-    view = dict(api_visibility="undocumented", concurrency_id="reports-view", concurrency_limit=1,
-                show_progress_on=[status])
+    view = dict(api_visibility="undocumented", concurrency_id="reports-view", concurrency_limit=1)
+    # Gradio's pending overlay on one line a person watches for the answer (the count line over the table, the
+    # run's metrics), not on each of the ~23 outputs an event may update: drawing and removing those overlays
+    # was 60-90 ms of a refresh click (bench_reports, interleaved A/B)
+    listing = dict(view, show_progress_on=[runs_empty])
+    on_detail = dict(view, show_progress_on=[metrics_view])
     states = [view_state, shown_state]
     for comp in (*filters[:5], f_hidden):
-        comp.input(on_filter, [*filters, run_dd, *states], list_outs, **view)
-    f_search.submit(on_filter, [*filters, run_dd, *states], list_outs, **view)
+        comp.input(on_filter, [*filters, run_dd, *states], list_outs, **listing)
+    f_search.submit(on_filter, [*filters, run_dd, *states], list_outs, **listing)
     refresh_outs = [*filters[:5], *list_outs]
     refresh_ins = [*filters, pinned, *states, page_state]
-    refresh.click(on_refresh, refresh_ins, refresh_outs, **view)
+    refresh.click(on_refresh, refresh_ins, refresh_outs, **listing)
     if tab is not None and hasattr(tab, "select"):
-        tab.select(on_refresh, refresh_ins, refresh_outs, **view)
+        tab.select(on_refresh, refresh_ins, refresh_outs, **listing)
     from gradio.context import Context
 
     if Context.root_block is not None:  # the page load of the Blocks being built (as prompt_lab.on_load)
         # (the js runs before the handler and hands its inputs on unchanged; a load of its own, js only, left the
         # charts of this tab unrendered when the tab opened)
-        Context.root_block.load(on_page_load, refresh_ins, [*refresh_outs, export_lang], js=PLOT_ONCE_JS, **view)
+        Context.root_block.load(on_page_load, refresh_ins, [*refresh_outs, export_lang], js=PLOT_ONCE_JS, **listing)
     lab_tab = (shared or {}).get("prompt_lab") or {}
     if lab_tab.get("last_run") is not None:
-        lab_tab["last_run"].change(on_refresh, refresh_ins, refresh_outs, **view)
-    runs_df.select(on_select_row, [*filters, page_state, *states], [run_dd, pinned, *detail_outs], **view)
-    run_dd.input(on_run, [run_dd, *filters, *states], [pinned, *detail_outs], **view)
+        lab_tab["last_run"].change(on_refresh, refresh_ins, refresh_outs, **listing)
+    runs_df.select(on_select_row, [*filters, page_state, *states], [run_dd, pinned, *detail_outs], **on_detail)
+    run_dd.input(on_run, [run_dd, *filters, *states], [pinned, *detail_outs], **on_detail)
     for btn, fn in ((prev_btn, on_prev), (next_btn, on_next)):
-        btn.click(fn, [*filters, page_state, shown_state], [*table_outs, shown_state], **view)
+        btn.click(fn, [*filters, page_state, shown_state], [*table_outs, shown_state],
+                  **dict(view, show_progress_on=[runs_empty]))
     view_pick.input(on_view, [view_pick, run_dd, *filters, shown_state],
                     [view_state, *view_cols.values(), *plots, roc_note, status, shown_state], **view)
     export_btn.click(on_export, [scope, export_lang, run_dd, *filters], [export_status, dl_html, dl_md, tables])
