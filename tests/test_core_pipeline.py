@@ -311,6 +311,58 @@ def test_worker_processes_start_while_the_run_is_planned_and_stop_when_planning_
     _no_children_left(mp)
 
 
+def test_cli_eval_starts_its_workers_before_it_opens_the_store_and_stops_them_when_planning_fails(
+        tmp_path, capsys, monkeypatch):
+    """``ghostprobe eval`` with a CPU engine spawns its worker processes first (their start-up overlaps the
+    parent's imports and planning), the run uses that pool (no second one), and a run that cannot be
+    planned exits 2 with its one sentence and leaves no worker behind."""
+    import multiprocessing as mp
+
+    from reports import store as S
+    from webapp import evaluation as E
+    from webapp import predict as P
+    from webapp.cli import main
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("two worker processes need two cores")
+    monkeypatch.setenv("GHOSTPROBE_DATA_DIR", str(tmp_path / "data"))
+    clips = make_clips(tmp_path / "clips", 3, frames=24, size=(160, 96))
+    db = tmp_path / "cli.duckdb"
+    s = Store(db)
+    insert_labels(s, "w", {p.name: i % 2 == 0 for i, p in enumerate(clips)})
+    s.close()
+    events: list[str] = []
+    real_pool, real_init = P.start_pool, S.Store.__init__
+
+    def pool_seen(workers, spec):
+        events.append(f"pool {workers} {spec[0]}")
+        return real_pool(workers, spec)
+
+    def store_seen(self, *a, **kw):
+        events.append("store")
+        return real_init(self, *a, **kw)
+
+    monkeypatch.setattr(P, "start_pool", pool_seen)
+    monkeypatch.setattr(E, "start_pool", pool_seen)
+    monkeypatch.setattr(S.Store, "__init__", store_seen)
+    argv = ["--db", str(db), "eval", "--engine", "baseline", "--labels", "w", "--videos", str(clips[0].parent),
+            "--workers", "2", "--no-cache", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["summary"]["mode"] == "processes" and out["summary"]["model_calls"] == 3
+    assert events[0] == "pool 2 baseline" and events.count("pool 2 baseline") == 1, events
+    assert "store" in events[1:], events
+    _no_children_left(mp)
+    events.clear()
+    bad = ["--db", str(db), "eval", "--engine", "baseline", "--labels", "nope", "--videos", str(clips[0].parent),
+           "--workers", "2"]
+    assert main(bad) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Unknown label set 'nope'" in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert events[0] == "pool 2 baseline", events  # started, then shut down by the failed planning
+    _no_children_left(mp)
+
+
 def _no_children_left(mp, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while mp.active_children() and time.monotonic() < deadline:

@@ -39,7 +39,7 @@ from engines.errors import EngineError, GhostProbeError
 from reports import runs as R
 from reports.store import Store
 from webapp.predict import (SAMPLING_KEYS, Answer, Computed, Predictor, check_sampling, compute_in_worker,
-                            ensure_available, make_options, worker_init)
+                            engine_spec, ensure_available, make_options, start_pool)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
@@ -248,8 +248,27 @@ def plan_run(store: Store, *, engine_name: str | None = None, model: str | None 
              concurrency: int = 1, workers: int | None = None, resume: str | None = None,
              location: str | None = None, instances: int | None = None, name: str | None = None,
              engine: Engine | None = None, retry_errors: bool = False, use_cache: bool = True,
-             output_dir: str | Path | None = None) -> Plan:
-    """Validate, resolve and create (or re-open) a run. Nothing is stored when anything is wrong."""
+             output_dir: str | Path | None = None, pool: Any = None) -> Plan:
+    """Validate, resolve and create (or re-open) a run. Nothing is stored when anything is wrong.
+
+    ``pool``: worker processes the caller started for ``engine`` (:func:`webapp.predict.start_pool`, before
+    its own imports): the run uses them when they fit it; else, and whenever planning fails, they are shut
+    down here."""
+    try:
+        return _plan_run(store, engine_name=engine_name, model=model, label_set=label_set, video_ids=video_ids,
+                         videos_dir=videos_dir, prompt_ref=prompt_ref, options=options, sampling=sampling,
+                         concurrency=concurrency, workers=workers, resume=resume, location=location,
+                         instances=instances, name=name, engine=engine, retry_errors=retry_errors,
+                         use_cache=use_cache, output_dir=output_dir, given_pool=pool)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
+
+
+def _plan_run(store: Store, *, engine_name, model, label_set, video_ids, videos_dir, prompt_ref, options, sampling,
+              concurrency, workers, resume, location, instances, name, engine, retry_errors, use_cache, output_dir,
+              given_pool) -> Plan:
     concurrency = _whole(concurrency if concurrency is not None else 1, "Concurrency")
     if workers is not None:
         workers = _whole(workers, "The number of workers")
@@ -313,7 +332,14 @@ def plan_run(store: Store, *, engine_name: str | None = None, model: str | None 
     # created) instead of after it (bench/bench_baseline.py). Shut down if planning fails, or if the
     # run turns out to need fewer processes; more workers than cores wait until the videos are counted.
     early = mode == "processes" and 1 < workers <= (os.cpu_count() or 1)
-    pool = _process_pool(workers, _engine_spec(engine)) if early else None
+    spec = _engine_spec(engine)
+    pool = given_pool
+    if pool is not None and not (early and getattr(pool, "gp_spec", None) == spec
+                                 and getattr(pool, "gp_workers", None) == workers):
+        pool.shutdown(wait=False, cancel_futures=True)  # started for another engine or size: not this run's
+        pool = None
+    if pool is None and early:
+        pool = _process_pool(workers, spec)
     try:
         if items is None:
             items = resolve_videos(store, video_ids=video_ids, videos_dir=videos_dir, label_set=label_set,
@@ -494,20 +520,11 @@ def schedule(plan: Plan, *, progress: Progress | None = None, cancel: threading.
 
 
 def _engine_spec(engine: Engine) -> tuple[str, str | None, dict[str, Any]]:
-    return (engine.name, engine.model, dict(engine.config or {}))
+    return engine_spec(engine)
 
 
 def _process_pool(workers: int, spec: tuple) -> Any:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
-                               initargs=(max(1, (os.cpu_count() or 1) // workers), spec))
-    # ProcessPoolExecutor starts its processes on demand: start them all now (their interpreters,
-    # imports and engine warm-up run while the parent plans, hashes and queues)
-    for _ in range(workers):
-        pool.submit(os.getpid)
-    return pool
+    return start_pool(workers, spec)
 
 
 def _file_size(it: VideoItem) -> int:
@@ -648,10 +665,13 @@ def run_eval(store: Store, *, engine_name: str | None = None, model: str | None 
              concurrency: int = 1, resume: str | None = None, location: str | None = None,
              instances: int | None = None, name: str | None = None, progress: Progress | None = None,
              cancel: threading.Event | None = None, engine: Engine | None = None, retry_errors: bool = False,
-             use_cache: bool = True, workers: int | None = None, output_dir: str | Path | None = None) -> EvalRun:
-    """Run (or resume) an evaluation and return its run id (an :class:`EvalRun` with ``.summary``)."""
+             use_cache: bool = True, workers: int | None = None, output_dir: str | Path | None = None,
+             pool: Any = None) -> EvalRun:
+    """Run (or resume) an evaluation and return its run id (an :class:`EvalRun` with ``.summary``);
+    ``pool``: see :func:`plan_run`."""
     plan = plan_run(store, engine_name=engine_name, model=model, label_set=label_set, video_ids=video_ids,
                     videos_dir=videos_dir, prompt_ref=prompt_ref, options=options, sampling=sampling,
                     concurrency=concurrency, workers=workers, resume=resume, location=location, instances=instances,
-                    name=name, engine=engine, retry_errors=retry_errors, use_cache=use_cache, output_dir=output_dir)
+                    name=name, engine=engine, retry_errors=retry_errors, use_cache=use_cache, output_dir=output_dir,
+                    pool=pool)
     return EvalRun(plan.run_id, schedule(plan, progress=progress, cancel=cancel))

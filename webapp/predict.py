@@ -306,6 +306,38 @@ def compute(engine: Engine, path: str | Path, video_id: str, sampling: dict[str,
 _WORKER_ENGINES: dict[tuple, Engine] = {}
 
 
+def engine_spec(engine: Engine) -> tuple[str, str | None, dict[str, Any]]:
+    """What a worker process needs to build ``engine`` again: (name, model, config)."""
+    return (engine.name, engine.model, dict(engine.config or {}))
+
+
+def early_workers(engine: Engine, workers: int | None) -> int:
+    """How many worker processes an evaluation with ``engine`` starts before its videos are counted
+    (0: none; a process-safe CPU engine with 2 … cores workers, the default being one per core)."""
+    if engine.remote or not engine.process_safe:
+        return 0
+    cores = os.cpu_count() or 1
+    n = workers if workers is not None else cores
+    return n if 1 < n <= cores else 0
+
+
+def start_pool(workers: int, spec: tuple) -> Any:
+    """A pool of ``workers`` spawned processes, each building and warming up the engine of ``spec`` at once.
+
+    ProcessPoolExecutor starts its processes on demand: they are all started now (their interpreters,
+    imports and engine warm-up run while the parent plans, hashes and queues). This module is light
+    enough for ``ghostprobe eval`` to call this before it imports the store (bench/bench_baseline.py)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
+                               initargs=(max(1, (os.cpu_count() or 1) // workers), spec))
+    pool.gp_spec, pool.gp_workers = spec, workers  # what plan_run checks before it uses a pool given to it
+    for _ in range(workers):
+        pool.submit(os.getpid)
+    return pool
+
+
 def worker_init(threads: int = 0, spec: tuple | None = None) -> None:
     """Worker processes leave Ctrl-C to the parent, which stops scheduling and lets them finish.
 
