@@ -186,9 +186,9 @@ class _ProgressPrinter:
 # -- handlers --------------------------------------------------------------------------------------
 def _early_pool(args) -> tuple[Any, Any]:
     """(engine, its worker pool) for a new run of a process-safe CPU engine, started before the store and
-    the reports modules are imported, so that the workers' start-up overlaps the parent's (3 % of a
-    12-clip baseline eval on 2 cores, bench_baseline against the revision before, interleaved); (None, None) otherwise or when the engine cannot be built (the
-    planning that follows says why, in its own words)."""
+    the reports modules are imported, so that the workers' start-up overlaps the parent's (3 % of a 12-clip
+    baseline eval on 2 cores, bench_baseline against the revision before, interleaved); (None, None)
+    otherwise or when the engine cannot be built (the planning that follows says why, in its own words)."""
     if args.resume or not args.engine or (args.workers is not None and args.workers < 2):
         return None, None
     try:
