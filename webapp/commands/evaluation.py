@@ -192,9 +192,12 @@ def _early_pool(args) -> tuple[Any, Any]:
     if args.resume or not args.engine or (args.workers is not None and args.workers < 2):
         return None, None
     try:
-        from engines.registry import get_engine
+        from engines.registry import all_engines, get_engine
         from webapp.predict import early_workers, engine_spec, start_pool
 
+        cls = all_engines().get(args.engine)
+        if cls is None or getattr(cls, "remote", True) or not getattr(cls, "process_safe", False):
+            return None, None  # built by the planning, after the label set and the rest are checked
         engine = get_engine(args.engine, model=args.model or None)
         n = early_workers(engine, args.workers)
         return (engine, start_pool(n, engine_spec(engine)) if n else None)
