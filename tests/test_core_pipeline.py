@@ -381,8 +381,8 @@ _ORPHAN_SCRIPT = """
 import os, sys
 if __name__ == "__main__":
     sys.path.insert(0, sys.argv[1])
-    from webapp import evaluation as E
-    pool = E._process_pool(2, ("baseline", None, {}))
+    from webapp import predict as P
+    pool = P.start_pool(2, ("baseline", None, {}))
     pids = {pool.submit(os.getpid).result(timeout=120) for _ in range(8)} | {p for p in pool._processes}
     print(" ".join(str(p) for p in sorted(pids)), flush=True)
     os._exit(0)  # no shutdown: as a killed dashboard or CLI would end

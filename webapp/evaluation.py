@@ -39,7 +39,7 @@ from engines.errors import EngineError, GhostProbeError
 from reports import runs as R
 from reports.store import Store
 from webapp.predict import (SAMPLING_KEYS, Answer, Computed, Predictor, check_sampling, compute_in_worker,
-                            engine_spec, ensure_available, make_options, start_pool)
+                            early_workers, engine_spec, ensure_available, make_options, start_pool)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
@@ -331,15 +331,15 @@ def _plan_run(store: Store, *, engine_name, model, label_set, video_ids, videos_
     # its engine, which runs while the rest of the run is planned (videos resolved and hashed, the run
     # created) instead of after it (bench/bench_baseline.py). Shut down if planning fails, or if the
     # run turns out to need fewer processes; more workers than cores wait until the videos are counted.
-    early = mode == "processes" and 1 < workers <= (os.cpu_count() or 1)
-    spec = _engine_spec(engine)
+    early = mode == "processes" and early_workers(engine, workers) > 0
+    spec = engine_spec(engine)
     pool = given_pool
     if pool is not None and not (early and getattr(pool, "gp_spec", None) == spec
                                  and getattr(pool, "gp_workers", None) == workers):
         pool.shutdown(wait=False, cancel_futures=True)  # started for another engine or size: not this run's
         pool = None
     if pool is None and early:
-        pool = _process_pool(workers, spec)
+        pool = start_pool(workers, spec)
     try:
         if items is None:
             items = resolve_videos(store, video_ids=video_ids, videos_dir=videos_dir, label_set=label_set,
@@ -519,14 +519,6 @@ def schedule(plan: Plan, *, progress: Progress | None = None, cancel: threading.
     return summary
 
 
-def _engine_spec(engine: Engine) -> tuple[str, str | None, dict[str, Any]]:
-    return engine_spec(engine)
-
-
-def _process_pool(workers: int, spec: tuple) -> Any:
-    return start_pool(workers, spec)
-
-
 def _file_size(it: VideoItem) -> int:
     try:
         return os.stat(it.path).st_size if it.path else 0
@@ -545,8 +537,8 @@ def _run_pool(plan: Plan, pending: deque, cancel: threading.Event, finished: Cal
         def submit(it: VideoItem) -> Future:
             return pool.submit(predict_one, plan, it)
     else:
-        spec = _engine_spec(plan.engine)
-        pool = plan.pool or _process_pool(plan.workers, spec)
+        spec = engine_spec(plan.engine)
+        pool = plan.pool or start_pool(plan.workers, spec)
         plan.pool = None  # shut down below, with this run
 
         def submit(it: VideoItem) -> Future:

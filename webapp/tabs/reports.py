@@ -943,8 +943,7 @@ def build(state: AppState, shared: dict[str, dict] | None = None) -> dict[str, A
     runs_df.select(on_select_row, [*filters, page_state, *states], [run_dd, pinned, *detail_outs], **on_detail)
     run_dd.input(on_run, [run_dd, *filters, *states], [pinned, *detail_outs], **on_detail)
     for btn, fn in ((prev_btn, on_prev), (next_btn, on_next)):
-        btn.click(fn, [*filters, page_state, shown_state], [*table_outs, shown_state],
-                  **dict(view, show_progress_on=[runs_empty]))
+        btn.click(fn, [*filters, page_state, shown_state], [*table_outs, shown_state], **listing)
     view_pick.input(on_view, [view_pick, run_dd, *filters, shown_state],
                     [view_state, *view_cols.values(), *plots, roc_note, status, shown_state], **view)
     export_btn.click(on_export, [scope, export_lang, run_dd, *filters], [export_status, dl_html, dl_md, tables])
